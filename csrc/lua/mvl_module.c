@@ -1,0 +1,26 @@
+/* mvl_module.c -- luaopen_musicvae_core: builds the module table. */
+#include "mvl.h"
+
+int mvl_raise(lua_State *L, const mv_err *err) { return luaL_error(L, "%s", err->msg); }
+
+int mvl_fail(lua_State *L, const mv_err *err) {
+  luaL_pushfail(L);
+  lua_pushstring(L, err->msg);
+  return 2;
+}
+
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_musicvae_core(lua_State *L);
+
+int luaopen_musicvae_core(lua_State *L) {
+  lua_newtable(L);
+  lua_pushliteral(L, MV_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  mvl_tensor_open(L); /* first: the others push tensors */
+  mvl_rng_open(L);
+  mvl_st_open(L);
+  mvl_sys_open(L);
+  return 1;
+}
