@@ -11,20 +11,20 @@
 
 #include "mvl.h"
 
-static int push_file(lua_State *L, mv_st_file *f) {
+static int push_file(lua_State *L, mv_st_file *f, const char *path) {
   mv_err err;
   int n = mv_st_count(f);
   for (int i = 0; i < n; i++) {
     const mv_st_entry *e = mv_st_get(f, i);
     if (e->ndim > MV_MAXDIM) {
-      mv_seterr(&err, MV_EUNSUPPORTED, "tensor \"%.80s\" has %d dimensions; at most %d are supported", e->name,
-                e->ndim, MV_MAXDIM);
+      mv_seterr(&err, MV_EUNSUPPORTED, "%s%stensor \"%.80s\" has %d dimensions; at most %d are supported",
+                path ? path : "", path ? ": " : "", e->name, e->ndim, MV_MAXDIM);
       mv_st_free(f);
       return mvl_fail(L, &err);
     }
     if (e->dtype != MV_DT_F32 && e->dtype != MV_DT_F16 && e->dtype != MV_DT_BF16) {
-      mv_seterr(&err, MV_EUNSUPPORTED, "tensor \"%.80s\" has dtype %s; only F32, F16 and BF16 are supported",
-                e->name, mv_dtype_name(e->dtype));
+      mv_seterr(&err, MV_EUNSUPPORTED, "%s%stensor \"%.80s\" has dtype %s; only F32, F16 and BF16 are supported",
+                path ? path : "", path ? ": " : "", e->name, mv_dtype_name(e->dtype));
       mv_st_free(f);
       return mvl_fail(L, &err);
     }
@@ -59,7 +59,7 @@ static int l_load(lua_State *L) {
   mv_st_file *f;
   mv_err err;
   if (mv_st_read(&f, path, &err)) return mvl_fail(L, &err);
-  return push_file(L, f);
+  return push_file(L, f, path);
 }
 
 static int l_loads(lua_State *L) {
@@ -69,7 +69,7 @@ static int l_loads(lua_State *L) {
   mv_err err;
   if (mv_st_parse(&f, s, len, 0, &err)) return mvl_fail(L, &err);
   /* the tensors are copied out before the string can be collected */
-  return push_file(L, f);
+  return push_file(L, f, NULL);
 }
 
 /* Builds a writer from (entries, metadata) at idx, idx+1. Raises on bad
