@@ -392,7 +392,7 @@ static int validate(mv_st_file *f, mv_err *err) {
       return mv_seterr(err, MV_EFORMAT, "tensor \"%.80s\": data_offsets end at %llu, past the data (%zu bytes)",
                        e->name, (unsigned long long)e->end, f->data_len);
   }
-  qsort(f->e, (size_t)f->n, sizeof f->e[0], cmp_begin);
+  if (f->n > 1) qsort(f->e, (size_t)f->n, sizeof f->e[0], cmp_begin);
   uint64_t at = 0;
   for (int i = 0; i < f->n; i++) {
     mv_st_entry *e = &f->e[i];

@@ -73,7 +73,9 @@ describe("BLAS", function()
       pending("no libopenblas.so.0 at the usual Debian path")
       return
     end
-    local core, how = info_in_subprocess { LD_PRELOAD = so .. (os.getenv("LD_PRELOAD") and (" " .. os.getenv("LD_PRELOAD")) or "") }
+    -- a sanitizer runtime, if preloaded, must stay first
+    local pre = os.getenv("LD_PRELOAD")
+    local core, how = info_in_subprocess { LD_PRELOAD = (pre and pre ~= "" and (pre .. " ") or "") .. so }
     assert.matches("already loaded", how)
     assert.is_string(core)
   end)

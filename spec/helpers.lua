@@ -51,8 +51,8 @@ end
 function H.run(cmd, env)
   local errf = os.tmpname()
   local prefix = ""
-  for k, v in pairs(env or {}) do prefix = prefix .. k .. "=" .. H.shell_quote(v) .. " " end
-  local p = io.popen(prefix .. cmd .. " 2>" .. H.shell_quote(errf), "r")
+  for k, v in pairs(env or {}) do prefix = prefix .. "export " .. k .. "=" .. H.shell_quote(v) .. "; " end
+  local p = io.popen("(" .. prefix .. cmd .. ") 2>" .. H.shell_quote(errf), "r")
   local out = p:read("a")
   local _, _, code = p:close()
   local err = H.readfile(errf)

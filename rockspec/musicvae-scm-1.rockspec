@@ -1,0 +1,38 @@
+rockspec_format = "3.0"
+package = "musicvae"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/musicvae.git", -- placeholder: install with `luarocks make` from a checkout
+}
+description = {
+  summary = "MusicVAE for 4-bar drum patterns: a C core on OpenBLAS with a Lua 5.4 API and CLI",
+  detailed = [[
+    Train, sample, reconstruct and interpolate drum patterns with Magenta's hierarchical
+    MusicVAE, without Python or TensorFlow. Weights are safetensors files.
+  ]],
+  license = "Apache-2.0",
+}
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+  OPENBLAS = { library = "openblas" },
+}
+build = {
+  type = "cmake",
+  variables = {
+    CMAKE_BUILD_TYPE = "Release",
+    CMAKE_C_FLAGS = "$(CFLAGS)",
+    CMAKE_MODULE_LINKER_FLAGS = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LIBDIR = "$(LIBDIR)",
+    LUADIR = "$(LUADIR)",
+    OPENBLAS_LIBDIR = "$(OPENBLAS_LIBDIR)",
+    MV_TESTS = "OFF",
+  },
+  install = {
+    bin = { musicvae = "bin/musicvae" },
+  },
+}
+test_dependencies = { "busted" }
+test = { type = "busted" }
