@@ -228,6 +228,100 @@ int mv_st_writer_save(mv_st_writer *w, const char *path, mv_err *err);
 /* Atomic file write helper (temporary file + fsync + rename). */
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err);
 
+
+/* ---- MIDI files (mv_midi.c; reading goes through a validating pre-pass) ----- */
+typedef struct mv_midi_note {
+  int64_t on_tick, off_tick;
+  double on_time, off_time; /* seconds through the tempo map */
+  int pitch, velocity, channel, track; /* channel 0-15 (9 = MIDI channel 10), track 0-based */
+} mv_midi_note;
+
+typedef struct mv_midi_tempo {
+  int64_t tick;
+  double time, qpm;
+  int usec_per_quarter;
+} mv_midi_tempo;
+
+typedef struct mv_midi_timesig {
+  int64_t tick;
+  double time;
+  int numerator, denominator;
+} mv_midi_timesig;
+
+typedef struct mv_midi {
+  int format, ppq, ntracks;
+  int64_t nnotes;
+  mv_midi_note *notes; /* sorted by onset tick, then track, then pitch */
+  int ntempos;
+  mv_midi_tempo *tempos; /* sorted by tick */
+  int ntimesigs;
+  mv_midi_timesig *timesigs;
+  int64_t end_tick; /* the last note end */
+  double end_time;
+  int nwarnings;
+  char **warnings; /* what was skipped or repaired */
+} mv_midi;
+
+/* Never aborts, prints or allocates without bound, whatever the bytes. */
+int mv_midi_parse(mv_midi **out, const void *buf, size_t len, mv_err *err);
+int mv_midi_read(mv_midi **out, const char *path, mv_err *err);
+void mv_midi_free(mv_midi *m);
+double mv_midi_seconds(const mv_midi *m, int64_t tick);
+
+typedef struct mv_midi_wnote {
+  int64_t tick, dur;
+  int pitch, velocity;
+} mv_midi_wnote;
+
+typedef struct mv_midi_write_opts {
+  int ppq;
+  double qpm;
+  int ts_num, ts_den;
+  int channel; /* 0-15 */
+  const char *track_name;
+} mv_midi_write_opts;
+
+/* Format 1: a conductor track (tempo, time signature at tick 0) and one named
+ * note track. Written to a temporary file and renamed into place. */
+int mv_midi_write(const char *path, const mv_midi_write_opts *o, const mv_midi_wnote *notes, int64_t n,
+                  mv_err *err);
+
+/* ---- the drum pipeline (mv_drums.c), as Magenta's DrumsConverter --------- */
+typedef struct mv_drum_opts {
+  int8_t pitch_class[128]; /* drum class 0-8 of each pitch, -1 = not kept */
+  int steps_per_quarter;   /* 4 */
+  int steps_per_bar;       /* 16: pieces whose meter gives another count are dropped */
+  int drum_channel;        /* 0-15, or -1 for every channel */
+  int gap_bars;            /* 1: a track ends at this many silent bars */
+  int max_bars;            /* 100 (magenta's max_bars); 0 = no limit */
+} mv_drum_opts;
+
+typedef struct mv_drum_track {
+  int piece;          /* which piece of the time-change split */
+  int64_t piece_tick; /* the piece's first tick */
+  int64_t start_step; /* first step, from the piece start (bar-aligned) */
+  int64_t len;        /* steps, a multiple of steps_per_bar */
+  uint16_t *labels;   /* len labels (bit c = class c) */
+} mv_drum_track;
+
+enum { MV_DROP_NONE = 0, MV_DROP_NO_NOTES, MV_DROP_NO_DRUMS, MV_DROP_METER };
+
+typedef struct mv_drum_result {
+  int ntracks;
+  mv_drum_track *tracks;
+  int npieces, pieces_meter; /* pieces, and pieces dropped by the meter filter */
+  int64_t steps_truncated;   /* steps cut by max_bars */
+  int drop;                  /* MV_DROP_* when there are no tracks */
+  char detail[128];
+} mv_drum_result;
+
+int64_t mv_quantize_tick(int64_t tick, int ppq, int steps_per_quarter);
+int mv_drum_extract(mv_drum_result *r, const mv_midi *m, const mv_drum_opts *o, mv_err *err);
+void mv_drum_result_free(mv_drum_result *r);
+/* Labels of the whole file, no windowing: steps = the last note end quantized
+ * (an end equal to its start bumped by one), as magenta counts them. */
+int mv_drum_labels(uint16_t **labels, int64_t *steps, const mv_midi *m, const mv_drum_opts *o, mv_err *err);
+
 #ifdef __cplusplus
 }
 #endif

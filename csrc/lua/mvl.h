@@ -45,5 +45,6 @@ void mvl_tensor_open(lua_State *L);
 void mvl_rng_open(lua_State *L);
 void mvl_st_open(lua_State *L);
 void mvl_sys_open(lua_State *L);
+void mvl_midi_open(lua_State *L);
 
 #endif
