@@ -293,7 +293,7 @@ typedef struct mv_drum_opts {
   int steps_per_bar;       /* 16: pieces whose meter gives another count are dropped */
   int drum_channel;        /* 0-15, or -1 for every channel */
   int gap_bars;            /* 1: a track ends at this many silent bars */
-  int max_bars;            /* 100 (magenta's max_bars); 0 = no limit */
+  int max_bars;            /* tracks longer than this many bars are cut (magenta: 100); 0 = no limit */
 } mv_drum_opts;
 
 typedef struct mv_drum_track {

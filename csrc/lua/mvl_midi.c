@@ -142,7 +142,7 @@ static void checkopts(lua_State *L, int idx, mv_drum_opts *o) {
   o->steps_per_quarter = optint(L, idx, "steps_per_quarter", 4);
   o->steps_per_bar = optint(L, idx, "steps_per_bar", 16);
   o->gap_bars = optint(L, idx, "gap_bars", 1);
-  o->max_bars = optint(L, idx, "max_bars", 100);
+  o->max_bars = optint(L, idx, "max_bars", 0);
   if (o->drum_channel < -1 || o->drum_channel > 15) luaL_error(L, "drum options: drum_channel must be 0-15 or -1");
   if (o->steps_per_quarter < 1 || o->steps_per_quarter > 96 || o->steps_per_bar < 1 || o->steps_per_bar > 1536 ||
       o->gap_bars < 1 || o->max_bars < 0)

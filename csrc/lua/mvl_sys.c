@@ -1,4 +1,12 @@
 /* mvl_sys.c -- BLAS information and threads, the clock. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <stdio.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "mvl.h"
 
 static int l_blas_info(lua_State *L) {
@@ -45,7 +53,86 @@ static int l_round_f16(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg functions[] = {{"blas_info", l_blas_info},   {"set_num_threads", l_set_num_threads},
+/* FNV-1a 64 of a string, as 16 hex digits (dataset checksums). */
+static int l_fnv1a64(lua_State *L) {
+  size_t n;
+  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) {
+    h ^= s[i];
+    h *= 0x100000001b3ull;
+  }
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
+/* core.listdir(path) -> {{name = s, dir = bool}, ...} sorted by name, or nil, err */
+static int l_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, path);
+    lua_pushliteral(L, "/");
+    lua_pushstring(L, e->d_name);
+    lua_concat(L, 3);
+    struct stat st;
+    int isdir = stat(lua_tostring(L, -1), &st) == 0 && S_ISDIR(st.st_mode);
+    int isreg = !isdir && stat(lua_tostring(L, -1), &st) == 0 && S_ISREG(st.st_mode);
+    lua_pop(L, 1);
+    if (!isdir && !isreg) continue;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, e->d_name);
+    lua_setfield(L, -2, "name");
+    lua_pushboolean(L, isdir);
+    lua_setfield(L, -2, "dir");
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
+/* core.isdir(path), core.isfile(path) */
+static int l_isdir(lua_State *L) {
+  struct stat st;
+  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISDIR(st.st_mode));
+  return 1;
+}
+
+static int l_isfile(lua_State *L) {
+  struct stat st;
+  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISREG(st.st_mode));
+  return 1;
+}
+
+/* core.write_atomic(path, bytes) -> true or nil, err */
+static int l_write_atomic(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  mv_err err;
+  if (mv_write_file_atomic(path, s, n, &err)) return mvl_fail(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg functions[] = {{"fnv1a64", l_fnv1a64}, {"listdir", l_listdir}, {"isdir", l_isdir},
+                                     {"isfile", l_isfile}, {"write_atomic", l_write_atomic}, {"isatty", l_isatty},{"blas_info", l_blas_info},   {"set_num_threads", l_set_num_threads},
                                      {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
                                      {"round_f16", l_round_f16},   {NULL, NULL}};
 

@@ -176,6 +176,133 @@ M.register {
   end,
 }
 
+-- Shared option parsing for the drum pipeline ------------------------------------
+local function drum_channel_opt(v)
+  if v == nil then return nil end
+  if v == "all" then return "all" end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 or n > 16 then usage_error("--drum-channel takes 1-16 or all, not '%s'", v) end
+  return n
+end
+
+local function map_opt(v)
+  if v == nil then return nil end
+  local D = require "musicvae.drums"
+  if D.maps[v] then return v end
+  if v:match("%.lua$") then
+    local chunk, err = loadfile(v, "t", {})
+    if not chunk then fail("--map: %s", err) end
+    local ok, m = pcall(chunk)
+    if not ok then fail("--map %s: %s", v, tostring(m)) end
+    local ok2, why = pcall(D.map, m)
+    if not ok2 then fail("--map %s: %s", v, tostring(why):gsub("^.-:%d+: ", "")) end
+    return m
+  end
+  usage_error("--map takes magenta, magenta-js-2018, roland or a .lua file, not '%s'", v)
+end
+
+local PIPELINE_OPTIONS = {
+  { name = "--map", arg = "NAME|FILE.lua", help = "drum map: magenta (default), magenta-js-2018, roland, or a Lua file" },
+  { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the drums (default 10)" },
+}
+
+local function exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+M.register {
+  name = "labels",
+  summary = "Print the 512-class drum label of every step of a MIDI file (no windowing), as Magenta computes them.",
+  usage = "labels FILE.mid [--json] [--map NAME] [--drum-channel N|all] [--verbose]",
+  min_args = 1, max_args = 1,
+  options = {
+    { name = "--json", type = "flag", help = 'one JSON object: {"file","qpm","ts","ppq","steps","labels"}' },
+    PIPELINE_OPTIONS[1], PIPELINE_OPTIONS[2],
+    { name = "--verbose", short = "-v", type = "flag", help = "also list what the reader skipped or repaired (stderr)" },
+  },
+  run = function(opts, args, out, errout)
+    local midi = require "musicvae.midi"
+    local r, err = midi.labels(args[1], { map = map_opt(opts.map), drum_channel = drum_channel_opt(opts.drum_channel) })
+    if not r then fail("%s", err) end
+    if opts.verbose then
+      for _, w in ipairs(r.warnings) do errout:write("musicvae: ", args[1], ": ", w, "\n") end
+    end
+    if opts.json then
+      out:write(json.encode(json.ordered { { "file", r.file }, { "qpm", r.qpm }, { "ts", json.array(r.ts) },
+        { "ppq", r.ppq }, { "steps", r.steps }, { "labels", json.array(r.labels) } }), "\n")
+      return 0
+    end
+    local P = require "musicvae.pattern"
+    out:write(("%s: %d steps, %.6g qpm, %s, %d ticks per quarter\n"):format(r.file, r.steps, r.qpm,
+      #r.ts > 0 and table.concat(r.ts, " ") or "no time signature (4/4)", r.ppq))
+    if r.steps > 0 then out:write(tostring(P.new { labels = r.labels, steps_per_bar = 16 }), "\n") end
+    return 0
+  end,
+}
+
+M.register {
+  name = "prepare",
+  summary = "Turn a folder of MIDI files into a dataset file of 4-bar drum windows, split into train/validation/test.",
+  usage = "prepare DIR -o DATA.mvd [--info info.csv] [--max-per-file N] [--bars N] [--max-bars N] [--map NAME] [--drum-channel N|all] [--force]",
+  details = "Every distinct window of every drum track is kept unless --max-per-file caps it (evenly spaced).\n" ..
+    "Without --info, files are split 80/10/10 by a hash of their path. A list of dropped files\n" ..
+    "and why is written beside the dataset (DATA.mvd.drops.tsv).",
+  min_args = 1, max_args = 1,
+  options = {
+    { name = "--output", short = "-o", arg = "DATA.mvd", help = "the dataset file to write (required)" },
+    { name = "--info", arg = "info.csv", help = "CSV with midi_filename and split columns (the Groove MIDI Dataset's)" },
+    { name = "--max-per-file", arg = "N", type = "integer", help = "keep at most N windows per file",
+      check = function(v) return v >= 1, "must be at least 1" end },
+    { name = "--bars", arg = "N", type = "integer", help = "bars per window (default 4)",
+      check = function(v) return v >= 1 and v <= 64, "must be 1-64" end },
+    { name = "--max-bars", arg = "N", type = "integer", help = "cut drum tracks after N bars (magenta: 100; default 0 = no limit)",
+      check = function(v) return v >= 0, "must be >= 0" end },
+    PIPELINE_OPTIONS[1], PIPELINE_OPTIONS[2],
+    { name = "--force", type = "flag", help = "overwrite an existing dataset file" },
+  },
+  run = function(opts, args, out, errout)
+    local core = require "musicvae.core"
+    local Data = require "musicvae.data"
+    if not opts.output then usage_error("prepare: -o DATA.mvd is required") end
+    if not core.isdir(args[1]) then fail("%s: not a folder", args[1]) end
+    if exists(opts.output) and not opts.force then
+      fail("%s exists; use --force to overwrite it", opts.output)
+    end
+    local tty = core.isatty(2)
+    local last = -1
+    local report, err = Data.prepare(args[1], opts.output, {
+      info = opts.info, max_per_file = opts.max_per_file, bars = opts.bars, max_bars = opts.max_bars,
+      map = map_opt(opts.map), drum_channel = drum_channel_opt(opts.drum_channel),
+      progress = tty and function(i, n)
+        local pct = i * 100 // n
+        if pct ~= last then
+          last = pct
+          local w = 40
+          local fill = i * w // n
+          errout:write(("\r[%s%s] %3d%% %d/%d files"):format(("#"):rep(fill), ("."):rep(w - fill), pct, i, n))
+          if i == n then errout:write("\n") end
+        end
+      end or nil,
+    })
+    if not report then fail("%s", err) end
+    out:write(("read %d MIDI files in %.1f s: %d kept, %d dropped\n"):format(report.files, report.seconds,
+      report.kept, report.files - report.kept))
+    out:write(("windows: train %d, validation %d, test %d\n"):format(report.windows.train,
+      report.windows.validation, report.windows.test))
+    local reasons = {}
+    for k in pairs(report.dropped) do reasons[#reasons + 1] = k end
+    table.sort(reasons)
+    for _, k in ipairs(reasons) do out:write(("dropped (%s): %d\n"):format(k, report.dropped[k])) end
+    if report.steps_truncated > 0 then
+      out:write(("steps cut by --max-bars: %d\n"):format(report.steps_truncated))
+    end
+    out:write(("wrote %s (drop list: %s)\n"):format(opts.output, report.drops_path))
+    return 0
+  end,
+}
+
 local function main_help(out)
   out:write("usage: musicvae <command> [options]\n\n")
   out:write("MusicVAE drum patterns from Lua and the shell.\n\ncommands:\n")

@@ -27,6 +27,12 @@ function J.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
+--- J.ordered{{key, value}, ...}: an object whose keys keep this order.
+local ordered_mt = {}
+function J.ordered(pairs_list)
+  return setmetatable({ pairs = pairs_list }, ordered_mt)
+end
+
 local function isarray(t)
   if getmetatable(t) == array_mt then return true end
   local n = #t
@@ -43,6 +49,15 @@ local function enc(v, out, depth)
   elseif tv == "boolean" then out[#out + 1] = tostring(v)
   elseif tv == "number" then out[#out + 1] = num(v)
   elseif tv == "string" then out[#out + 1] = str(v)
+  elseif tv == "table" and getmetatable(v) == ordered_mt then
+    out[#out + 1] = "{"
+    for i, kv in ipairs(v.pairs) do
+      if i > 1 then out[#out + 1] = "," end
+      out[#out + 1] = str(kv[1])
+      out[#out + 1] = ":"
+      enc(kv[2], out, depth + 1)
+    end
+    out[#out + 1] = "}"
   elseif tv == "table" then
     if isarray(v) then
       out[#out + 1] = "["

@@ -1,0 +1,357 @@
+--- The drum data pipeline (as Magenta's DrumsConverter) and dataset files.
+--   windows: every distinct window of `bars` bars at a 1-bar hop inside each
+--   extracted drum track (tracks come from the C pipeline: time-change split,
+--   meter filter, quantization, gap rule); de-duplicated per file.
+--   dataset files: safetensors with per-split label and source tensors and a
+--   versioned, checksummed __metadata__ header.
+local core = require "musicvae.core"
+local json = require "musicvae.json"
+local midi = require "musicvae.midi"
+local st = require "musicvae.safetensors"
+
+local Data = {}
+
+Data.FORMAT = "musicvae-dataset"
+Data.FORMAT_VERSION = "1.0"
+Data.SPLITS = { "train", "validation", "test" }
+
+--- Windows of one file's tracks. opts: bars (4), steps_per_bar (16), hop_bars (1).
+-- -> list of {labels = {...}, first_bar = n (1-based, counted in 4-quarter bars from
+--    the file start)}, de-duplicated in order of first appearance.
+function Data.windows(tracks, ppq, opts)
+  local spb = opts.steps_per_bar or 16
+  local spq = opts.steps_per_quarter or 4
+  local size = (opts.bars or 4) * spb
+  local hop = (opts.hop_bars or 1) * spb
+  local seen, out = {}, {}
+  for _, t in ipairs(tracks) do
+    local l = t.labels
+    for i = size, #l, hop do
+      local w = table.move(l, i - size + 1, i, 1, {})
+      local key = table.concat(w, ",")
+      if not seen[key] then
+        seen[key] = true
+        local step = t.start_step + i - size
+        local tick = t.piece_tick + step * ppq // spq
+        out[#out + 1] = { labels = w, first_bar = tick // (4 * ppq) + 1 }
+      end
+    end
+  end
+  return out
+end
+
+--- Data.file_windows(path, opts) -> {windows, drop = reason|nil, detail, warnings, steps_truncated}
+-- A file that cannot be read gives drop = "parse error" (never raises for bad data).
+function Data.file_windows(path, opts)
+  local copts = midi.drum_options(opts)
+  local h, err = midi.open(path)
+  if not h then return { windows = {}, drop = "parse error", detail = err, warnings = {} } end
+  local info = h:info()
+  local r = h:tracks(copts)
+  h:close()
+  local res = { windows = {}, warnings = info.warnings, steps_truncated = r.steps_truncated }
+  if r.drop then
+    res.drop, res.detail = r.drop, r.detail
+    return res
+  end
+  res.windows = Data.windows(r.tracks, info.ppq, opts)
+  if #res.windows == 0 then
+    local longest = 0
+    for _, t in ipairs(r.tracks) do longest = math.max(longest, #t.labels) end
+    res.drop = "too short"
+    res.detail = ("longest drum track %d bars, a window is %d"):format(longest // (opts.steps_per_bar or 16),
+      opts.bars or 4)
+  end
+  return res
+end
+
+--- Evenly spaced choice of n of the list (deterministic cap).
+function Data.cap(list, n)
+  if not n or #list <= n then return list end
+  local out = {}
+  for k = 1, n do out[k] = list[(k - 1) * #list // n + 1] end
+  return out
+end
+
+--- Data.find_midi(dir) -> sorted list of paths relative to dir (*.mid, *.midi, any case)
+function Data.find_midi(dir)
+  local out = {}
+  local function walk(rel)
+    local full = rel == "" and dir or (dir .. "/" .. rel)
+    local entries, err = core.listdir(full)
+    if not entries then return nil, err end
+    table.sort(entries, function(a, b) return a.name < b.name end)
+    for _, e in ipairs(entries) do
+      local r = rel == "" and e.name or (rel .. "/" .. e.name)
+      if e.dir then
+        local ok, werr = walk(r)
+        if not ok then return nil, werr end
+      elseif e.name:lower():match("%.midi?$") then
+        out[#out + 1] = r
+      end
+    end
+    return true
+  end
+  local ok, err = walk("")
+  if not ok then return nil, err end
+  return out
+end
+
+local function csv_fields(line)
+  line = line:gsub("\r$", "")
+  local f, i, n = {}, 1, #line
+  while true do
+    if line:sub(i, i) == '"' then
+      local buf, j = {}, i + 1
+      while true do
+        local q = line:find('"', j, true)
+        if not q then return nil end
+        buf[#buf + 1] = line:sub(j, q - 1)
+        if line:sub(q + 1, q + 1) == '"' then
+          buf[#buf + 1] = '"'
+          j = q + 2
+        else
+          i = q + 1
+          break
+        end
+      end
+      f[#f + 1] = table.concat(buf)
+    else
+      local c = line:find(",", i, true) or n + 1
+      f[#f + 1] = line:sub(i, c - 1)
+      i = c
+    end
+    if i > n then return f end
+    if line:sub(i, i) ~= "," then return nil end
+    i = i + 1
+    if i > n then
+      f[#f + 1] = ""
+      return f
+    end
+  end
+end
+Data.csv_fields = csv_fields
+
+--- Data.read_info(path) -> {[midi_filename] = split}, or nil, err. Needs the columns
+-- midi_filename and split (the Groove MIDI Dataset's info.csv).
+function Data.read_info(path)
+  local f, err = io.open(path, "r")
+  if not f then return nil, err end
+  local header = f:read("l")
+  local cols = header and csv_fields(header)
+  if not cols then
+    f:close()
+    return nil, path .. ": empty or malformed header"
+  end
+  local ci, si
+  for i, c in ipairs(cols) do
+    if c == "midi_filename" then ci = i end
+    if c == "split" then si = i end
+  end
+  if not ci or not si then
+    f:close()
+    return nil, path .. ": needs the columns midi_filename and split"
+  end
+  local map, n = {}, 1
+  for line in f:lines() do
+    n = n + 1
+    if line:match("%S") then
+      local row = csv_fields(line)
+      if not row or not row[ci] or not row[si] then
+        f:close()
+        return nil, ("%s:%d: malformed row"):format(path, n)
+      end
+      map[row[ci]] = row[si]
+    end
+  end
+  f:close()
+  return map
+end
+
+--- Deterministic 80/10/10 split from the FNV-1a hash of the relative path.
+function Data.hash_split(rel)
+  local h = tonumber(core.fnv1a64(rel):sub(-8), 16) % 100
+  if h < 80 then return "train" elseif h < 90 then return "validation" end
+  return "test"
+end
+
+local function checksum(payload) return core.fnv1a64(payload) end
+
+--- Data.prepare(dir, out_path, opts) -> report, or nil, err
+-- opts: info (info.csv path), max_per_file, bars, map, drum_channel, max_bars, progress(i, n, file)
+function Data.prepare(dir, out_path, opts)
+  opts = opts or {}
+  local t0 = core.clock()
+  local files, err = Data.find_midi(dir)
+  if not files then return nil, err end
+  local info
+  if opts.info then
+    info, err = Data.read_info(opts.info)
+    if not info then return nil, err end
+  end
+  local wopts = { bars = opts.bars or 4, steps_per_bar = 16, steps_per_quarter = 4, map = opts.map,
+    drum_channel = opts.drum_channel, max_bars = opts.max_bars }
+  local per = {}
+  for _, s in ipairs(Data.SPLITS) do per[s] = { labels = {}, source = {} } end
+  local report = { files = #files, kept = 0, windows = {}, dropped = {}, drops = {}, warnings = 0,
+    steps_truncated = 0 }
+  for i, rel in ipairs(files) do
+    if opts.progress then opts.progress(i, #files, rel) end
+    local split = info and info[rel] or (not info and Data.hash_split(rel)) or nil
+    local res
+    if not split then
+      res = { windows = {}, drop = "not in info.csv", detail = "", warnings = {} }
+    elseif not per[split] then
+      res = { windows = {}, drop = "unknown split", detail = split, warnings = {} }
+    else
+      res = Data.file_windows(dir .. "/" .. rel, wopts)
+    end
+    report.warnings = report.warnings + #(res.warnings or {})
+    report.steps_truncated = report.steps_truncated + (res.steps_truncated or 0)
+    if res.drop then
+      report.dropped[res.drop] = (report.dropped[res.drop] or 0) + 1
+      report.drops[#report.drops + 1] = { file = rel, reason = res.drop, detail = res.detail or "" }
+    else
+      report.kept = report.kept + 1
+      local ws = Data.cap(res.windows, opts.max_per_file)
+      local p = per[split]
+      for _, w in ipairs(ws) do
+        p.labels[#p.labels + 1] = w.labels
+        p.source[#p.source + 1] = { i, w.first_bar }
+      end
+    end
+  end
+  -- tensors + metadata
+  local tensors, parts = {}, {}
+  local T = (opts.bars or 4) * 16
+  for _, s in ipairs(Data.SPLITS) do
+    local p = per[s]
+    report.windows[s] = #p.labels
+    if #p.labels > 0 then
+      tensors[#tensors + 1] = { s .. "/labels", core.tensor(p.labels) }
+      tensors[#tensors + 1] = { s .. "/source", core.tensor(p.source) }
+    else
+      tensors[#tensors + 1] = { s .. "/labels", core.zeros(0, T) }
+      tensors[#tensors + 1] = { s .. "/source", core.zeros(0, 2) }
+    end
+  end
+  for _, e in ipairs(tensors) do parts[#parts + 1] = e[1] .. "=" .. checksum(e[2]:tobytes()) end
+  local meta = {
+    format = Data.FORMAT,
+    format_version = Data.FORMAT_VERSION,
+    created_by = "musicvae " .. core._VERSION,
+    bars = tostring(opts.bars or 4),
+    steps_per_bar = "16",
+    steps_per_quarter = "4",
+    map = json.encode(require("musicvae.drums").map(opts.map)),
+    drum_channel = tostring(opts.drum_channel or 10),
+    max_bars = tostring(opts.max_bars or 0),
+    max_per_file = tostring(opts.max_per_file or 0),
+    splits = json.encode(report.windows),
+    files = json.encode(files),
+    root = dir,
+    checksum = table.concat(parts, ";"),
+  }
+  local ok, werr = st.save(out_path, tensors, { metadata = meta })
+  if not ok then return nil, werr end
+  -- the full per-file drop list beside the dataset
+  local lines = { "file\treason\tdetail" }
+  for _, d in ipairs(report.drops) do
+    lines[#lines + 1] = ("%s\t%s\t%s"):format(d.file, d.reason, (d.detail:gsub("[\t\n]", " ")))
+  end
+  report.drops_path = out_path .. ".drops.tsv"
+  ok, werr = core.write_atomic(report.drops_path, table.concat(lines, "\n") .. "\n")
+  if not ok then return nil, werr end
+  report.seconds = core.clock() - t0
+  return report
+end
+
+-- Datasets -------------------------------------------------------------------
+local Dataset = {}
+Dataset.__index = Dataset
+
+--- Data.load(path) -> dataset, or nil, err. Checks format, version and checksums.
+function Data.load(path)
+  local t, meta = st.load(path)
+  if not t then return nil, meta end
+  if meta.format ~= Data.FORMAT then return nil, path .. ": not a musicvae dataset file" end
+  local major = tonumber((meta.format_version or ""):match("^(%d+)"))
+  local mine = tonumber(Data.FORMAT_VERSION:match("^(%d+)"))
+  if not major then return nil, path .. ": dataset has no format_version" end
+  if major > mine then
+    return nil, ("%s: dataset format %s needs a newer musicvae (this one reads %d.x)"):format(path,
+      meta.format_version, mine)
+  end
+  for part in (meta.checksum or ""):gmatch("[^;]+") do
+    local name, sum = part:match("^(.-)=(%x+)$")
+    if not name or not t[name] then return nil, path .. ": malformed checksum entry" end
+    if checksum(t[name]:tobytes()) ~= sum then
+      return nil, ("%s: checksum mismatch in %s (the file is corrupt)"):format(path, name)
+    end
+  end
+  local files = json.decode(meta.files or "[]") or {}
+  local ds = setmetatable({ path = path, meta = meta, files = files, splits = {},
+    bars = tonumber(meta.bars), steps_per_bar = tonumber(meta.steps_per_bar) }, Dataset)
+  for _, s in ipairs(Data.SPLITS) do
+    if t[s .. "/labels"] then ds.splits[s] = { labels = t[s .. "/labels"], source = t[s .. "/source"] } end
+  end
+  return ds
+end
+
+--- ds:size(split) -> number of windows
+function Dataset:size(split)
+  local s = self.splits[split or "train"]
+  return s and s.labels:size(1) or 0
+end
+
+--- ds:window(split, i) -> labels (1-based array), source file, first bar
+function Dataset:window(split, i)
+  local s = self.splits[split]
+  local row = s.labels:select(1, i):totable()
+  for k = 1, #row do row[k] = math.tointeger(row[k]) end
+  local src = s.source:select(1, i):totable()
+  return row, self.files[math.tointeger(src[1])], math.tointeger(src[2])
+end
+
+--- ds:order(split, seed, epoch) -> a permutation of 1..n, Fisher-Yates on the
+-- stream (seed, "data", epoch): the same for the same arguments everywhere.
+function Dataset:order(split, seed, epoch)
+  local n = self:size(split)
+  local idx = {}
+  for i = 1, n do idx[i] = i end
+  if seed then
+    local r = core.rng(seed, "data", epoch or 0)
+    for i = n, 2, -1 do
+      local j = r:integer(i)
+      idx[i], idx[j] = idx[j], idx[i]
+    end
+  end
+  return idx
+end
+
+--- ds:batches(split, {batch_size = 64, seed = s, epoch = 0, drop_last = false, start = 1})
+-- -> iterator of (labels tensor [B, T], indices). Without seed: file order.
+function Dataset:batches(split, opts)
+  opts = opts or {}
+  local bs = opts.batch_size or 64
+  local s = self.splits[split]
+  if not s then error("dataset has no split '" .. tostring(split) .. "'", 2) end
+  local order = self:order(split, opts.seed, opts.epoch)
+  local T = s.labels:size(2)
+  local pos = opts.start or 1
+  return function()
+    if pos > #order then return nil end
+    local last = math.min(#order, pos + bs - 1)
+    if opts.drop_last and last - pos + 1 < bs then return nil end
+    local b = core.zeros(last - pos + 1, T)
+    local idx = {}
+    for k = pos, last do
+      b:select(1, k - pos + 1):copy(s.labels:select(1, order[k]))
+      idx[#idx + 1] = order[k]
+    end
+    pos = last + 1
+    return b, idx
+  end
+end
+
+return Data
