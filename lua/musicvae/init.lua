@@ -32,5 +32,11 @@ M.get_num_threads = core.get_num_threads
 M.clock = core.clock
 
 M.safetensors = require "musicvae.safetensors"
+M.drums = require "musicvae.drums"
+M.Pattern = require "musicvae.pattern"
+--- mv.pattern{labels = {...}, qpm = 120, bars = 4, steps_per_bar = 16} or mv.pattern{grid = {...}}
+M.pattern = M.Pattern.new
+M.midi = require "musicvae.midi"
+M.data = require "musicvae.data"
 
 return M
