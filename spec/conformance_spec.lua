@@ -1,0 +1,82 @@
+-- Conformance with Magenta on the Groove MIDI Dataset (../shared/oracle).
+-- Fast tier: every 17th file; full tier (#full): all 1021 files, and prepare's timing.
+local mv = require "musicvae"
+local H = require "spec.helpers"
+local json = require "musicvae.json"
+
+local function oracle_lines()
+  local shared, why = H.shared()
+  if not shared then return nil, why end
+  local lines = {}
+  for l in io.lines(shared .. "/oracle/groove-magenta.jsonl") do lines[#lines + 1] = l end
+  return lines, shared
+end
+
+local function check(lines, shared, every)
+  local bad, n = {}, 0
+  for i = 1, #lines, every do
+    local o = assert(json.decode(lines[i]))
+    local r, err = mv.midi.labels(shared .. "/data/groove/" .. o.file)
+    n = n + 1
+    if not r then
+      bad[#bad + 1] = o.file .. ": " .. err
+    else
+      local same = r.steps == o.steps and #r.labels == #o.labels and math.abs(r.qpm - o.qpm) <= 1e-6
+      if same then
+        for k = 1, #r.labels do
+          if r.labels[k] ~= o.labels[k] then
+            same = false
+            break
+          end
+        end
+      end
+      if not same then bad[#bad + 1] = ("%s: steps %d vs %d"):format(o.file, r.steps, o.steps) end
+    end
+  end
+  return n, bad
+end
+
+describe("conformance with magenta's labels", function()
+  it("agrees on a sample of the Groove files", function()
+    local lines, shared = oracle_lines()
+    if not lines then
+      pending(shared)
+      return
+    end
+    local n, bad = check(lines, shared, 17)
+    assert.is_true(n >= 60)
+    assert.same({}, bad)
+  end)
+
+  it("agrees on every Groove file #full", function()
+    local lines, shared = oracle_lines()
+    if not lines then
+      pending(shared)
+      return
+    end
+    local n, bad = check(lines, shared, 1)
+    assert.equal(1021, n)
+    assert.same({}, bad)
+  end)
+
+  it("prepares the whole Groove folder in under 10 seconds, accounting for every file #full", function()
+    local shared, why = H.shared()
+    if not shared then
+      pending(why)
+      return
+    end
+    local dir = H.tmpdir()
+    local rep = assert(mv.data.prepare(shared .. "/data/groove", dir .. "/g.mvd",
+      { info = shared .. "/data/groove/info.csv" }))
+    assert.equal(1021, rep.files)
+    local dropped = 0
+    for _, v in pairs(rep.dropped) do dropped = dropped + v end
+    assert.equal(rep.files, rep.kept + dropped)
+    assert.equal(dropped, #rep.drops)
+    assert.is_true(rep.windows.train > 10000)
+    assert.is_true(rep.windows.validation > 1000)
+    -- timing: measured here, but the sanitizer build is slower, so it is only asserted on the release build
+    if H.build_dir() == "build" then assert.is_true(rep.seconds < 10, "took " .. rep.seconds .. " s") end
+    H.rmtree(dir)
+  end)
+end)
