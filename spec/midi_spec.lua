@@ -187,6 +187,24 @@ describe("the drum pipeline (magenta's rules)", function()
     assert.equal(1, #r.windows)
     local r2 = windows_of(dir, { notes = notes, tempos = { { 0, 120 }, { 5 * bar, 120 } } })
     assert.equal(1, #r2.windows)
+    -- the split itself: two pieces only when the tempo really changes; a change in mid-bar
+    -- restarts the bar grid there
+    local function pieces(tempos)
+      local h = assert(midi.open(tmpfile(dir, "p.mid", B.song { notes = notes, tempos = tempos })))
+      local r = h:tracks(midi.drum_options())
+      h:close()
+      return r
+    end
+    assert.equal(1, pieces({ { 0, 120 }, { 5 * bar, 120 } }).pieces)
+    local r3 = pieces({ { 0, 120 }, { 5 * bar + bar // 2, 100 } })
+    assert.equal(2, r3.pieces)
+    local last = r3.tracks[#r3.tracks]
+    assert.equal(2, last.piece)
+    assert.equal(5 * bar + bar // 2, last.piece_tick)
+    -- the kick at bar 6 is 8 steps into the second piece, whose first bar starts at the change
+    assert.equal(0, last.start_step)
+    assert.equal(0, last.labels[1])
+    assert.equal(1, last.labels[9])
   end)
 
   it("drops 3/4 and keeps 2/2 (16 steps per bar)", function()

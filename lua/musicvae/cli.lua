@@ -261,6 +261,7 @@ M.register {
       check = function(v) return v >= 0, "must be >= 0" end },
     PIPELINE_OPTIONS[1], PIPELINE_OPTIONS[2],
     { name = "--force", type = "flag", help = "overwrite an existing dataset file" },
+    { name = "--verbose", short = "-v", type = "flag", help = "list what the reader skipped or repaired in each file (stderr)" },
   },
   run = function(opts, args, out, errout)
     local core = require "musicvae.core"
@@ -275,6 +276,9 @@ M.register {
     local report, err = Data.prepare(args[1], opts.output, {
       info = opts.info, max_per_file = opts.max_per_file, bars = opts.bars, max_bars = opts.max_bars,
       map = map_opt(opts.map), drum_channel = drum_channel_opt(opts.drum_channel),
+      on_warnings = opts.verbose and function(file, ws)
+        for _, w in ipairs(ws) do errout:write("musicvae: ", file, ": ", w, "\n") end
+      end or nil,
       progress = tty and function(i, n)
         local pct = i * 100 // n
         if pct ~= last then

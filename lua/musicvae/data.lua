@@ -207,6 +207,7 @@ function Data.prepare(dir, out_path, opts)
       res = Data.file_windows(dir .. "/" .. rel, wopts)
     end
     report.warnings = report.warnings + #(res.warnings or {})
+    if opts.on_warnings and res.warnings and #res.warnings > 0 then opts.on_warnings(rel, res.warnings) end
     report.steps_truncated = report.steps_truncated + (res.steps_truncated or 0)
     if res.drop then
       report.dropped[res.drop] = (report.dropped[res.drop] or 0) + 1
