@@ -23,5 +23,6 @@ int luaopen_musicvae_core(lua_State *L) {
   mvl_st_open(L);
   mvl_sys_open(L);
   mvl_midi_open(L);
+  mvl_vae_open(L);
   return 1;
 }

@@ -1,0 +1,437 @@
+/* mvl_vae.c -- "musicvae.VAE": the model from Lua.
+ *   core.vae_new{input_depth, vocab, z, bars, steps, enc = {...}, cond = {...}, dec = {...}}
+ *   m:init(rng)  m:params() / m:grads() -> {name = Tensor view}  m:param_list() -> {{name, shape}}
+ *   m:forward(labels [B, L], opts) -> stats    (opts: eps, p_sample, coins, draws, beta, free_nats, backward)
+ *   m:encode(labels) -> mu, sigma              m:decode(z, {temperature, rngs}) -> labels [B, L]
+ *   m:logits() -> [B, L, V] of the last forward   m:latents() -> mu, sigma, z of the last forward
+ *   m:adam_step{lr, beta1, beta2, eps, clip_norm, zero_above} -> grad_norm, skipped
+ *   m:adam_state() -> t, m (views), v (views)      m:set_adam_t(t) */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../mv_vae.h"
+#include "mvl.h"
+
+#define MVL_VAE_MT "musicvae.VAE"
+
+typedef struct {
+  mv_vae *m;
+  mv_vae_ws *ws;
+  int32_t *lab;
+  size_t labcap;
+  int closed;
+} mvl_vae;
+
+static mvl_vae *checkvae(lua_State *L, int idx) {
+  mvl_vae *u = luaL_checkudata(L, idx, MVL_VAE_MT);
+  if (u->closed || !u->m) luaL_error(L, "model is closed");
+  return u;
+}
+
+static int m_close(lua_State *L) {
+  mvl_vae *u = luaL_checkudata(L, 1, MVL_VAE_MT);
+  mv_vae_ws_free(u->ws);
+  mv_vae_free(u->m);
+  free(u->lab);
+  u->ws = NULL;
+  u->m = NULL;
+  u->lab = NULL;
+  u->closed = 1;
+  return 0;
+}
+
+static int getsizes(lua_State *L, int t, const char *k, int *out) {
+  lua_getfield(L, t, k);
+  if (!lua_istable(L, -1)) luaL_error(L, "config: %s must be a list of layer sizes", k);
+  int n = (int)luaL_len(L, -1);
+  if (n < 1 || n > MV_MAXLAYERS) luaL_error(L, "config: %s has 1 to %d layers", k, MV_MAXLAYERS);
+  for (int i = 0; i < n; i++) {
+    lua_geti(L, -1, i + 1);
+    out[i] = (int)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return n;
+}
+
+static int getint(lua_State *L, int t, const char *k, int def) {
+  lua_getfield(L, t, k);
+  int v = (int)luaL_optinteger(L, -1, def);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  mv_vae_config c;
+  memset(&c, 0, sizeof c);
+  c.input_depth = getint(L, 1, "input_depth", 10);
+  c.vocab = getint(L, 1, "vocab", 512);
+  c.z = getint(L, 1, "z", 256);
+  c.bars = getint(L, 1, "bars", 4);
+  c.steps = getint(L, 1, "steps", 16);
+  c.enc_layers = getsizes(L, 1, "enc", c.enc);
+  c.cond_layers = getsizes(L, 1, "cond", c.cond);
+  c.dec_layers = getsizes(L, 1, "dec", c.dec);
+  mvl_vae *u = lua_newuserdatauv(L, sizeof *u, 0);
+  memset(u, 0, sizeof *u);
+  luaL_setmetatable(L, MVL_VAE_MT);
+  mv_err err;
+  if (mv_vae_new(&u->m, &c, &err)) return mvl_raise(L, &err);
+  return 1;
+}
+
+static int m_init(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  mv_vae_init(u->m, mvl_checkrng(L, 2));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int push_views(lua_State *L, mvl_vae *u, float *base) {
+  lua_createtable(L, 0, u->m->nparams);
+  for (int i = 0; i < u->m->nparams; i++) {
+    const mv_param *p = &u->m->p[i];
+    mv_tensor t;
+    mv_tensor_init(&t, base + p->offset, p->ndim, p->shape, NULL);
+    mvl_pushview(L, 1, &t, &u->closed);
+    lua_setfield(L, -2, p->name);
+  }
+  return 1;
+}
+
+static int m_params(lua_State *L) { return push_views(L, checkvae(L, 1), checkvae(L, 1)->m->params); }
+static int m_grads(lua_State *L) { return push_views(L, checkvae(L, 1), checkvae(L, 1)->m->grads); }
+
+/* The whole block as one flat view (for allreduce, norms, copies). */
+static int m_flat(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  const char *which = luaL_optstring(L, 2, "params");
+  float *base = strcmp(which, "grads") == 0 ? u->m->grads : u->m->params;
+  mv_tensor t;
+  int64_t n = u->m->nfloats;
+  mv_tensor_init(&t, base, 1, &n, NULL);
+  mvl_pushview(L, 1, &t, &u->closed);
+  return 1;
+}
+
+static int m_param_list(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  lua_createtable(L, u->m->nparams, 0);
+  for (int i = 0; i < u->m->nparams; i++) {
+    const mv_param *p = &u->m->p[i];
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, p->name);
+    lua_setfield(L, -2, "name");
+    lua_createtable(L, p->ndim, 0);
+    for (int d = 0; d < p->ndim; d++) {
+      lua_pushinteger(L, p->shape[d]);
+      lua_rawseti(L, -2, d + 1);
+    }
+    lua_setfield(L, -2, "shape");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int m_numel(lua_State *L) {
+  lua_pushinteger(L, checkvae(L, 1)->m->nfloats);
+  return 1;
+}
+
+static int m_zero_grad(lua_State *L) {
+  mv_vae_zero_grad(checkvae(L, 1)->m);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static mv_vae_ws *ws_for(lua_State *L, mvl_vae *u, int B) {
+  if (u->ws && mv_vae_ws_batch(u->ws) == B) return u->ws;
+  mv_vae_ws_free(u->ws);
+  u->ws = NULL;
+  mv_err err;
+  if (mv_vae_ws_new(&u->ws, u->m, B, &err)) mvl_raise(L, &err);
+  return u->ws;
+}
+
+/* labels tensor [B, U*T] -> int32 scratch; returns B */
+static int labels_arg(lua_State *L, mvl_vae *u, int idx) {
+  mvl_tensor *t = mvl_checktensor(L, idx);
+  int Ls = u->m->cfg.bars * u->m->cfg.steps;
+  if (t->t.ndim != 2 || t->t.size[1] != Ls)
+    luaL_error(L, "labels must be a [batch, %d] tensor", Ls);
+  int B = (int)t->t.size[0];
+  if (B < 1) luaL_error(L, "empty batch");
+  size_t need = (size_t)B * Ls;
+  if (need > u->labcap) {
+    int32_t *p = realloc(u->lab, need * sizeof *p);
+    if (!p) luaL_error(L, "out of memory");
+    u->lab = p;
+    u->labcap = need;
+  }
+  for (int b = 0; b < B; b++)
+    for (int s = 0; s < Ls; s++) {
+      float v = t->t.data[b * t->t.stride[0] + s * t->t.stride[1]];
+      if (!(v >= 0 && v < u->m->cfg.vocab) || v != (float)(int32_t)v)
+        luaL_error(L, "label %g at [%d, %d] is not an integer in 0-%d", (double)v, b + 1, s + 1, u->m->cfg.vocab - 1);
+      u->lab[(size_t)b * Ls + s] = (int32_t)v;
+    }
+  return B;
+}
+
+static const float *opt_tensor(lua_State *L, int t, const char *k, int64_t numel, const char *shape) {
+  lua_getfield(L, t, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  mvl_tensor *x = mvl_checktensor(L, -1);
+  if (!mv_tensor_is_contiguous(&x->t) || mv_tensor_numel(&x->t) != numel)
+    luaL_error(L, "%s must be a contiguous %s tensor", k, shape);
+  lua_pop(L, 1); /* the tensor stays referenced by the options table */
+  return x->t.data;
+}
+
+static double optnum(lua_State *L, int t, const char *k, double def) {
+  lua_getfield(L, t, k);
+  double v = luaL_optnumber(L, -1, def);
+  lua_pop(L, 1);
+  return v;
+}
+
+static int m_forward(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  int B = labels_arg(L, u, 2);
+  if (lua_isnoneornil(L, 3)) lua_newtable(L);
+  else luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  const mv_vae_config *c = &u->m->cfg;
+  mv_vae_train_opts o;
+  memset(&o, 0, sizeof o);
+  o.eps = opt_tensor(L, 3, "eps", (int64_t)B * c->z, "[batch, z]");
+  o.coins = opt_tensor(L, 3, "coins", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
+  o.draws = opt_tensor(L, 3, "draws", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
+  o.p_sample = (float)optnum(L, 3, "p_sample", 0);
+  o.beta = (float)optnum(L, 3, "beta", 0);
+  o.free_nats = (float)optnum(L, 3, "free_nats", 0);
+  lua_getfield(L, 3, "backward");
+  o.backward = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (o.p_sample > 0 && !o.coins) luaL_error(L, "p_sample > 0 needs coins (and draws)");
+  mv_vae_ws *w = ws_for(L, u, B);
+  mv_vae_stats st;
+  mvl_tensor *rl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 4 */
+  mvl_tensor *kl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 5 */
+  mv_err err;
+  if (mv_vae_forward(u->m, w, u->lab, &o, &st, rl->base, kl->base, &err)) return mvl_raise(L, &err);
+  lua_createtable(L, 0, 8);
+  lua_pushnumber(L, st.loss);
+  lua_setfield(L, -2, "loss");
+  lua_pushnumber(L, st.recon);
+  lua_setfield(L, -2, "recon");
+  lua_pushnumber(L, st.kl);
+  lua_setfield(L, -2, "kl");
+  lua_pushnumber(L, st.kl_cost);
+  lua_setfield(L, -2, "kl_cost");
+  lua_pushnumber(L, st.accuracy);
+  lua_setfield(L, -2, "accuracy");
+  lua_pushinteger(L, st.sampled_inputs);
+  lua_setfield(L, -2, "sampled");
+  lua_pushvalue(L, 4);
+  lua_setfield(L, -2, "recon_per_seq");
+  lua_pushvalue(L, 5);
+  lua_setfield(L, -2, "kl_per_seq");
+  return 1;
+}
+
+static int m_logits(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  if (!u->ws) return luaL_error(L, "no forward pass yet");
+  int B = mv_vae_ws_batch(u->ws), Ls = u->m->cfg.bars * u->m->cfg.steps, V = u->m->cfg.vocab;
+  mvl_tensor *t = mvl_newtensor(L, 3, (int64_t[]){B, Ls, V});
+  for (int b = 0; b < B; b++)
+    for (int s = 0; s < Ls; s++)
+      memcpy(t->base + ((size_t)b * Ls + s) * V, mv_vae_logits(u->ws, b, s), sizeof(float) * (size_t)V);
+  return 1;
+}
+
+static void push_copy(lua_State *L, const float *src, int B, int Z) {
+  mvl_tensor *t = mvl_newtensor(L, 2, (int64_t[]){B, Z});
+  memcpy(t->base, src, sizeof(float) * (size_t)B * Z);
+}
+
+static int m_latents(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  if (!u->ws) return luaL_error(L, "no forward pass yet");
+  int B = mv_vae_ws_batch(u->ws), Z = u->m->cfg.z;
+  push_copy(L, mv_vae_mu(u->ws), B, Z);
+  push_copy(L, mv_vae_sigma(u->ws), B, Z);
+  push_copy(L, mv_vae_z(u->ws), B, Z);
+  return 3;
+}
+
+static int m_encode(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  int B = labels_arg(L, u, 2), Z = u->m->cfg.z;
+  mv_vae_ws *w = ws_for(L, u, B);
+  mvl_tensor *mu = mvl_newtensor(L, 2, (int64_t[]){B, Z});
+  mvl_tensor *sg = mvl_newtensor(L, 2, (int64_t[]){B, Z});
+  mv_err err;
+  if (mv_vae_encode(u->m, w, u->lab, mu->base, sg->base, &err)) return mvl_raise(L, &err);
+  return 2;
+}
+
+/* m:decode(z [B, Z], {temperature = 0, rngs = {rng, ...}}) -> labels [B, L] */
+static int m_decode(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  mvl_tensor *z = mvl_checktensor(L, 2);
+  const mv_vae_config *c = &u->m->cfg;
+  if (z->t.ndim != 2 || z->t.size[1] != c->z || !mv_tensor_is_contiguous(&z->t))
+    return luaL_error(L, "z must be a contiguous [batch, %d] tensor", c->z);
+  int B = (int)z->t.size[0];
+  if (B < 1) return luaL_error(L, "empty batch");
+  float temp = 0;
+  mv_rng *rngs = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    temp = (float)optnum(L, 3, "temperature", 0);
+    lua_getfield(L, 3, "rngs");
+    if (!lua_isnil(L, -1)) {
+      luaL_checktype(L, -1, LUA_TTABLE);
+      if (luaL_len(L, -1) != B) return luaL_error(L, "rngs must hold one stream per sequence (%d)", B);
+      rngs = lua_newuserdatauv(L, sizeof(mv_rng) * (size_t)B, 0);
+      for (int b = 0; b < B; b++) {
+        lua_geti(L, -2, b + 1);
+        rngs[b] = *mvl_checkrng(L, -1);
+        lua_pop(L, 1);
+      }
+    }
+  }
+  int Ls = c->bars * c->steps;
+  mv_vae_ws *w = ws_for(L, u, B);
+  if ((size_t)B * Ls > u->labcap) {
+    int32_t *p = realloc(u->lab, (size_t)B * Ls * sizeof *p);
+    if (!p) return luaL_error(L, "out of memory");
+    u->lab = p;
+    u->labcap = (size_t)B * Ls;
+  }
+  mv_err err;
+  if (mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err)) return mvl_raise(L, &err);
+  if (rngs) { /* the streams advance: write their states back */
+    lua_getfield(L, 3, "rngs");
+    for (int b = 0; b < B; b++) {
+      lua_geti(L, -1, b + 1);
+      *mvl_checkrng(L, -1) = rngs[b];
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  mvl_tensor *out = mvl_newtensor(L, 2, (int64_t[]){B, Ls});
+  for (size_t k = 0; k < (size_t)B * Ls; k++) out->base[k] = (float)u->lab[k];
+  return 1;
+}
+
+static int m_adam_step(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  mv_adam_opts o;
+  o.lr = (float)optnum(L, 2, "lr", 1e-3);
+  o.beta1 = (float)optnum(L, 2, "beta1", 0.9);
+  o.beta2 = (float)optnum(L, 2, "beta2", 0.999);
+  o.eps = (float)optnum(L, 2, "eps", 1e-8);
+  o.clip_norm = (float)optnum(L, 2, "clip_norm", 1.0);
+  o.zero_above = (float)optnum(L, 2, "zero_above", 10000.0);
+  double norm;
+  int skipped;
+  mv_err err;
+  if (mv_vae_adam_step(u->m, &o, &norm, &skipped, &err)) return mvl_raise(L, &err);
+  lua_pushnumber(L, norm);
+  lua_pushboolean(L, skipped);
+  return 2;
+}
+
+/* m:adam_state() -> t, m_flat, v_flat (views; allocates the moments if needed) */
+static int m_adam_state(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  mv_vae *m = u->m;
+  if (!m->adam_m) {
+    m->adam_m = calloc((size_t)m->nfloats, sizeof(float));
+    m->adam_v = calloc((size_t)m->nfloats, sizeof(float));
+    if (!m->adam_m || !m->adam_v) return luaL_error(L, "out of memory for Adam moments");
+  }
+  lua_pushinteger(L, m->adam_t);
+  int64_t n = m->nfloats;
+  mv_tensor t;
+  mv_tensor_init(&t, m->adam_m, 1, &n, NULL);
+  mvl_pushview(L, 1, &t, &u->closed);
+  mv_tensor_init(&t, m->adam_v, 1, &n, NULL);
+  mvl_pushview(L, 1, &t, &u->closed);
+  return 3;
+}
+
+static int m_set_adam_t(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  lua_Integer t = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, t >= 0, 2, "step must be >= 0");
+  u->m->adam_t = t;
+  return 0;
+}
+
+static int m_config(lua_State *L) {
+  const mv_vae_config *c = &checkvae(L, 1)->m->cfg;
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, c->input_depth);
+  lua_setfield(L, -2, "input_depth");
+  lua_pushinteger(L, c->vocab);
+  lua_setfield(L, -2, "vocab");
+  lua_pushinteger(L, c->z);
+  lua_setfield(L, -2, "z");
+  lua_pushinteger(L, c->bars);
+  lua_setfield(L, -2, "bars");
+  lua_pushinteger(L, c->steps);
+  lua_setfield(L, -2, "steps");
+  const int *sz[3] = {c->enc, c->cond, c->dec};
+  const int n[3] = {c->enc_layers, c->cond_layers, c->dec_layers};
+  const char *k[3] = {"enc", "cond", "dec"};
+  for (int q = 0; q < 3; q++) {
+    lua_createtable(L, n[q], 0);
+    for (int l = 0; l < n[q]; l++) {
+      lua_pushinteger(L, sz[q][l]);
+      lua_rawseti(L, -2, l + 1);
+    }
+    lua_setfield(L, -2, k[q]);
+  }
+  return 1;
+}
+
+static const luaL_Reg methods[] = {{"init", m_init},
+                                   {"params", m_params},
+                                   {"grads", m_grads},
+                                   {"flat", m_flat},
+                                   {"param_list", m_param_list},
+                                   {"numel", m_numel},
+                                   {"zero_grad", m_zero_grad},
+                                   {"forward", m_forward},
+                                   {"logits", m_logits},
+                                   {"latents", m_latents},
+                                   {"encode", m_encode},
+                                   {"decode", m_decode},
+                                   {"adam_step", m_adam_step},
+                                   {"adam_state", m_adam_state},
+                                   {"set_adam_t", m_set_adam_t},
+                                   {"config", m_config},
+                                   {"close", m_close},
+                                   {NULL, NULL}};
+
+void mvl_vae_open(lua_State *L) {
+  luaL_newmetatable(L, MVL_VAE_MT);
+  lua_pushcfunction(L, m_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, m_close);
+  lua_setfield(L, -2, "__close");
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_new);
+  lua_setfield(L, -2, "vae_new");
+}

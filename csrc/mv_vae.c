@@ -1,0 +1,910 @@
+/* mv_vae.c -- the hierarchical MusicVAE: forward, backward, inference, Adam.
+ *
+ * Layout and names follow Magenta (see ../shared/spec/magenta-reference.md §4):
+ * LSTM kernels [in + H, 4H] with rows [x ; h_prev], gate blocks i, j, f, o,
+ * forget bias +1 inside; bidirectional encoder over the 10-dim roll; mu and
+ * softplus sigma heads; a conductor fed zeros whose top h is each bar's
+ * embedding; a bar decoder re-initialised from tanh(Dense(embedding)) with
+ * input [previous label one-hot ; embedding]. The one-hot half of the decoder
+ * input is a row gather from the kernel, never a multiplication.
+ *
+ * Time-major buffers: [steps, rows, width]. Decoder rows are n = u * B + b
+ * (all bars of the batch decode together: bars are independent given the
+ * conductor, with or without scheduled sampling). */
+#include "mv_vae.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define G4(H) (4 * (H))
+
+/* One source, two precisions: float for use (SGEMM through mv_sgemm), and,
+ * compiled with -DMV_VAE_DOUBLE (tests only), double with a plain GEMM, so the
+ * gradient checks can use central differences without float32 noise. */
+#ifdef MV_VAE_DOUBLE
+#define EXP exp
+#define TANH tanh
+#define LOG1P log1p
+#define SQRT sqrt
+#define GEMM gemm_f64
+static void gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
+                     const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double acc = 0;
+      for (int64_t p = 0; p < k; p++) acc += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+      c[i * ldc + j] = alpha * acc + (beta == 0 ? 0 : beta * c[i * ldc + j]);
+    }
+}
+#else
+#define EXP expf
+#define TANH tanhf
+#define LOG1P log1pf
+#define SQRT sqrtf
+#define GEMM mv_sgemm
+#endif
+
+static inline mv_real sigm(mv_real x) { return 1.0f / (1.0f + EXP(-x)); }
+
+/* ---- configuration and parameters ------------------------------------------ */
+int mv_vae_config_check(const mv_vae_config *c, mv_err *err) {
+  if (c->input_depth < 1 || c->vocab < 2 || c->z < 1 || c->bars < 1 || c->steps < 1)
+    return mv_seterr(err, MV_EINVAL, "config: input_depth, vocab, z, bars and steps must be positive");
+  if ((int64_t)c->bars * c->steps > 4096) return mv_seterr(err, MV_EINVAL, "config: sequences of at most 4096 steps");
+  const int *ls[3] = {&c->enc_layers, &c->cond_layers, &c->dec_layers};
+  const int *sz[3] = {c->enc, c->cond, c->dec};
+  const char *nm[3] = {"encoder", "conductor", "decoder"};
+  for (int k = 0; k < 3; k++) {
+    if (*ls[k] < 1 || *ls[k] > MV_MAXLAYERS)
+      return mv_seterr(err, MV_EINVAL, "config: the %s has 1 to %d layers", nm[k], MV_MAXLAYERS);
+    for (int l = 0; l < *ls[k]; l++)
+      if (sz[k][l] < 1 || sz[k][l] > 8192) return mv_seterr(err, MV_EINVAL, "config: %s layer sizes are 1-8192", nm[k]);
+  }
+  return MV_OK;
+}
+
+static int add_param(mv_vae *m, const char *name, int64_t r, int64_t c, int init) {
+  mv_param *p = &m->p[m->nparams];
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = c ? 2 : 1;
+  p->shape[0] = r;
+  p->shape[1] = c;
+  p->numel = c ? r * c : r;
+  p->offset = m->nfloats;
+  p->init = init;
+  m->nfloats += p->numel;
+  return m->nparams++;
+}
+
+static mv_lstm_w add_lstm(mv_vae *m, const char *prefix, int in, int H) {
+  char name[112];
+  mv_lstm_w w = {in, H, 0, 0};
+  snprintf(name, sizeof name, "%s/lstm_cell/kernel", prefix);
+  w.kernel = add_param(m, name, in + H, G4(H), 1);
+  snprintf(name, sizeof name, "%s/lstm_cell/bias", prefix);
+  w.bias = add_param(m, name, G4(H), 0, 0);
+  return w;
+}
+
+static mv_dense_w add_dense(mv_vae *m, const char *prefix, int in, int out, int init) {
+  char name[112];
+  mv_dense_w w = {in, out, 0, 0};
+  snprintf(name, sizeof name, "%s/kernel", prefix);
+  w.kernel = add_param(m, name, in, out, init);
+  snprintf(name, sizeof name, "%s/bias", prefix);
+  w.bias = add_param(m, name, out, 0, 0);
+  return w;
+}
+
+static int state_size(const int *sizes, int n) {
+  int s = 0;
+  for (int l = 0; l < n; l++) s += 2 * sizes[l];
+  return s;
+}
+
+int mv_vae_new(mv_vae **out, const mv_vae_config *c, mv_err *err) {
+  *out = NULL;
+  int rc = mv_vae_config_check(c, err);
+  if (rc) return rc;
+  mv_vae *m = calloc(1, sizeof *m);
+  if (!m) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  m->cfg = *c;
+  char name[112];
+  int in = c->input_depth;
+  for (int k = 0; k < c->enc_layers; k++) {
+    snprintf(name, sizeof name, "encoder/cell_%d/bidirectional_rnn/fw/multi_rnn_cell/cell_0", k);
+    m->enc_fw[k] = add_lstm(m, name, in, c->enc[k]);
+    snprintf(name, sizeof name, "encoder/cell_%d/bidirectional_rnn/bw/multi_rnn_cell/cell_0", k);
+    m->enc_bw[k] = add_lstm(m, name, in, c->enc[k]);
+    in = 2 * c->enc[k];
+  }
+  m->mu = add_dense(m, "encoder/mu", in, c->z, 2);
+  m->sigma = add_dense(m, "encoder/sigma", in, c->z, 2);
+  m->cond_init = add_dense(m, "decoder/hierarchical_level_0/initial_state", c->z, state_size(c->cond, c->cond_layers), 2);
+  in = 1;
+  for (int l = 0; l < c->cond_layers; l++) {
+    snprintf(name, sizeof name, "decoder/hierarchical_level_0/cell_%d", l);
+    m->cond[l] = add_lstm(m, name, in, c->cond[l]);
+    in = c->cond[l];
+  }
+  int E = c->cond[c->cond_layers - 1];
+  m->dec_init = add_dense(m, "core_decoder/decoder/z_to_initial_state", E, state_size(c->dec, c->dec_layers), 2);
+  in = c->vocab + E;
+  for (int l = 0; l < c->dec_layers; l++) {
+    snprintf(name, sizeof name, "core_decoder/decoder/multi_rnn_cell/cell_%d", l);
+    m->dec[l] = add_lstm(m, name, in, c->dec[l]);
+    in = c->dec[l];
+  }
+  m->out = add_dense(m, "core_decoder/decoder/output_projection", in, c->vocab, 1);
+  m->params = calloc((size_t)m->nfloats, sizeof(mv_real));
+  m->grads = calloc((size_t)m->nfloats, sizeof(mv_real));
+  if (!m->params || !m->grads) {
+    long long n = (long long)m->nfloats;
+    mv_vae_free(m);
+    return mv_seterr(err, MV_ENOMEM, "out of memory for %lld parameters", n);
+  }
+  *out = m;
+  return MV_OK;
+}
+
+void mv_vae_free(mv_vae *m) {
+  if (!m) return;
+  free(m->params);
+  free(m->grads);
+  free(m->adam_m);
+  free(m->adam_v);
+  free(m);
+}
+
+void mv_vae_init(mv_vae *m, mv_rng *r) {
+  for (int i = 0; i < m->nparams; i++) {
+    mv_param *p = &m->p[i];
+    mv_real *d = m->params + p->offset;
+    if (p->init == 0) {
+      memset(d, 0, sizeof(mv_real) * (size_t)p->numel);
+    } else if (p->init == 1) {
+      double lim = sqrt(6.0 / (double)(p->shape[0] + p->shape[1]));
+      for (int64_t k = 0; k < p->numel; k++) d[k] = (mv_real)((2.0 * mv_rng_uniform(r) - 1.0) * lim);
+    } else {
+      for (int64_t k = 0; k < p->numel; k++) d[k] = (mv_real)(0.001 * mv_rng_normal(r));
+    }
+  }
+}
+
+int mv_vae_find(const mv_vae *m, const char *name) {
+  for (int i = 0; i < m->nparams; i++)
+    if (strcmp(m->p[i].name, name) == 0) return i;
+  return -1;
+}
+
+void mv_vae_zero_grad(mv_vae *m) { memset(m->grads, 0, sizeof(mv_real) * (size_t)m->nfloats); }
+
+#define PW(m, i) ((m)->params + (m)->p[i].offset)
+#define GW(m, i) ((m)->grads + (m)->p[i].offset)
+
+/* ---- workspace ------------------------------------------------------------------ */
+struct mv_vae_ws {
+  int B, L, N, T, V; /* batch, U*T, U*B, steps per bar, vocab */
+  mv_real *dmu, *dsp;  /* [B, Z] */
+  void *blocks[256];
+  int nblocks;
+  /* encoder: per layer and direction [L, B, ...] */
+  mv_real *e_xh[MV_MAXLAYERS][2], *e_g[MV_MAXLAYERS][2], *e_c[MV_MAXLAYERS][2], *e_h[MV_MAXLAYERS][2];
+  mv_real *e_dh[MV_MAXLAYERS][2];
+  mv_real *enc, *mu, *spre, *sigma, *z, *kl, *rloss; /* [B, 2H], [B, Z] x4, [B], [B] */
+  /* conductor: [U, B, ...] */
+  mv_real *cS; /* [B, state] */
+  mv_real *c_xh[MV_MAXLAYERS], *c_g[MV_MAXLAYERS], *c_c[MV_MAXLAYERS], *c_h[MV_MAXLAYERS], *c_dh[MV_MAXLAYERS];
+  /* decoder: [T, N, ...] */
+  mv_real *dS; /* [N, state] */
+  mv_real *d_xh[MV_MAXLAYERS], *d_g[MV_MAXLAYERS], *d_c[MV_MAXLAYERS], *d_h[MV_MAXLAYERS], *d_dh[MV_MAXLAYERS];
+  int32_t *lab, *target; /* [T, N] */
+  mv_real *logits, *probs; /* [T, N, V] */
+  /* backward scratch */
+  mv_real *dG, *dhrec, *dcar, *dx, *dS_grad, *demb, *dz, *tmp;
+  mv_real *s_h0, *s_c0, *s_dh0, *s_dc0; /* initial-state scratch */
+  mv_real *emb_copy;                    /* [U, B, E] for decoding */
+};
+
+static void *wsalloc(mv_vae_ws *w, size_t n) {
+  if (w->nblocks >= 256) return NULL;
+  void *p = calloc(n ? n : 1, 1);
+  if (p) w->blocks[w->nblocks++] = p;
+  return p;
+}
+
+void mv_vae_ws_free(mv_vae_ws *w) {
+  if (!w) return;
+  for (int i = 0; i < w->nblocks; i++) free(w->blocks[i]);
+  free(w);
+}
+
+int mv_vae_ws_batch(const mv_vae_ws *w) { return w->B; }
+
+int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
+  *out = NULL;
+  if (B < 1 || B > 1 << 16) return mv_seterr(err, MV_EINVAL, "batch size must be 1-65536");
+  const mv_vae_config *c = &m->cfg;
+  mv_vae_ws *w = calloc(1, sizeof *w);
+  if (!w) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  w->B = B;
+  w->L = c->bars * c->steps;
+  w->N = c->bars * B;
+  w->T = c->steps;
+  w->V = c->vocab;
+  size_t L = (size_t)w->L, T = (size_t)c->steps, U = (size_t)c->bars, N = (size_t)w->N, F = sizeof(mv_real);
+  int ok = 1, maxH = 1, maxin = c->input_depth;
+#define A(ptr, count) ok = ok && ((ptr) = wsalloc(w, (count) * F)) != NULL
+  for (int k = 0; k < c->enc_layers; k++) {
+    int in = m->enc_fw[k].in, H = c->enc[k];
+    if (H > maxH) maxH = H;
+    if (2 * H > maxin) maxin = 2 * H;
+    for (int d = 0; d < 2; d++) {
+      A(w->e_xh[k][d], L * B * (size_t)(in + H));
+      A(w->e_g[k][d], L * B * (size_t)G4(H));
+      A(w->e_c[k][d], L * B * (size_t)H);
+      A(w->e_h[k][d], L * B * (size_t)H);
+      A(w->e_dh[k][d], L * B * (size_t)H);
+    }
+  }
+  int He = c->enc[c->enc_layers - 1];
+  A(w->enc, (size_t)B * 2 * He);
+  A(w->mu, (size_t)B * c->z);
+  A(w->spre, (size_t)B * c->z);
+  A(w->sigma, (size_t)B * c->z);
+  A(w->z, (size_t)B * c->z);
+  A(w->dz, (size_t)B * c->z);
+  A(w->dmu, (size_t)B * c->z);
+  A(w->dsp, (size_t)B * c->z);
+  A(w->kl, (size_t)B);
+  A(w->rloss, (size_t)B);
+  int cs = state_size(c->cond, c->cond_layers), ds = state_size(c->dec, c->dec_layers);
+  A(w->cS, (size_t)B * cs);
+  for (int l = 0; l < c->cond_layers; l++) {
+    int in = m->cond[l].in, H = c->cond[l];
+    if (H > maxH) maxH = H;
+    A(w->c_xh[l], U * B * (size_t)(in + H));
+    A(w->c_g[l], U * B * (size_t)G4(H));
+    A(w->c_c[l], U * B * (size_t)H);
+    A(w->c_h[l], U * B * (size_t)H);
+    A(w->c_dh[l], U * B * (size_t)H);
+  }
+  int E = c->cond[c->cond_layers - 1];
+  A(w->dS, N * ds);
+  for (int l = 0; l < c->dec_layers; l++) {
+    int xin = l == 0 ? E : c->dec[l - 1], H = c->dec[l];
+    if (H > maxH) maxH = H;
+    A(w->d_xh[l], T * N * (size_t)(xin + H));
+    A(w->d_g[l], T * N * (size_t)G4(H));
+    A(w->d_c[l], T * N * (size_t)H);
+    A(w->d_h[l], T * N * (size_t)H);
+    A(w->d_dh[l], T * N * (size_t)H);
+  }
+  ok = ok && (w->lab = wsalloc(w, T * N * sizeof(int32_t))) != NULL;
+  ok = ok && (w->target = wsalloc(w, T * N * sizeof(int32_t))) != NULL;
+  A(w->logits, T * N * (size_t)c->vocab);
+  A(w->probs, T * N * (size_t)c->vocab);
+  size_t rows = L * B > T * N ? L * B : T * N;
+  A(w->dG, rows * (size_t)G4(maxH));
+  A(w->dhrec, N * (size_t)maxH);
+  A(w->dcar, N * (size_t)maxH);
+  A(w->dx, rows * (size_t)(maxin > maxH ? maxin : maxH));
+  A(w->dS_grad, N * (size_t)(cs > ds ? cs : ds));
+  A(w->demb, N * (size_t)E);
+  A(w->tmp, N * (size_t)(G4(maxH) > c->vocab ? G4(maxH) : c->vocab));
+  int nl = c->dec_layers > c->cond_layers ? c->dec_layers : c->cond_layers;
+  A(w->s_h0, N * (size_t)maxH);
+  A(w->s_c0, N * (size_t)maxH * nl);
+  A(w->s_dh0, N * (size_t)maxH);
+  A(w->s_dc0, N * (size_t)maxH);
+  A(w->emb_copy, N * (size_t)E);
+#undef A
+  if (!ok) {
+    mv_vae_ws_free(w);
+    return mv_seterr(err, MV_ENOMEM, "out of memory for a batch-%d workspace", B);
+  }
+  *out = w;
+  return MV_OK;
+}
+
+/* ---- the LSTM step ------------------------------------------------------------------ */
+/* g[n] = b + xh[n] @ W (+ Wgather[lab[n]]), then i, j, f, o activations, c, h.
+ * W: the kernel rows this input uses ([x ; h] rows), K = their count. */
+static void lstm_fwd_step(int N, int K, int H, const mv_real *W, const mv_real *b, const mv_real *xh, const mv_real *Wg,
+                          const int32_t *lab, const mv_real *c_prev, mv_real *g, mv_real *c, mv_real *h) {
+  int H4 = G4(H);
+  for (int n = 0; n < N; n++) memcpy(g + (size_t)n * H4, b, sizeof(mv_real) * (size_t)H4);
+  GEMM(0, 0, N, H4, K, 1.0f, xh, K, W, H4, 1.0f, g, H4);
+  if (lab)
+    for (int n = 0; n < N; n++)
+      if (lab[n] >= 0) {
+        const mv_real *row = Wg + (size_t)lab[n] * H4;
+        mv_real *gn = g + (size_t)n * H4;
+        for (int k = 0; k < H4; k++) gn[k] += row[k];
+      }
+  for (int n = 0; n < N; n++) {
+    mv_real *gn = g + (size_t)n * H4;
+    for (int k = 0; k < H; k++) {
+      mv_real i = sigm(gn[k]), j = TANH(gn[H + k]), f = sigm(gn[2 * H + k] + 1.0f), o = sigm(gn[3 * H + k]);
+      mv_real cp = c_prev ? c_prev[(size_t)n * H + k] : 0.0f;
+      mv_real cc = i * j + f * cp;
+      gn[k] = i, gn[H + k] = j, gn[2 * H + k] = f, gn[3 * H + k] = o;
+      c[(size_t)n * H + k] = cc;
+      h[(size_t)n * H + k] = o * TANH(cc);
+    }
+  }
+}
+
+/* dh: total gradient on h_t; dc: in = gradient on c_t from the later step,
+ * out = gradient on c_{t-1}. dG: gradient on the pre-activations. */
+static void lstm_bwd_step(int N, int H, const mv_real *g, const mv_real *c, const mv_real *c_prev, const mv_real *dh,
+                          mv_real *dc, mv_real *dG) {
+  int H4 = G4(H);
+  for (int n = 0; n < N; n++) {
+    const mv_real *gn = g + (size_t)n * H4;
+    mv_real *dn = dG + (size_t)n * H4;
+    for (int k = 0; k < H; k++) {
+      size_t x = (size_t)n * H + k;
+      mv_real i = gn[k], j = gn[H + k], f = gn[2 * H + k], o = gn[3 * H + k];
+      mv_real tc = TANH(c[x]);
+      mv_real cp = c_prev ? c_prev[x] : 0.0f;
+      mv_real dct = dc[x] + dh[x] * o * (1.0f - tc * tc);
+      dn[k] = dct * j * i * (1.0f - i);
+      dn[H + k] = dct * i * (1.0f - j * j);
+      dn[2 * H + k] = dct * cp * f * (1.0f - f);
+      dn[3 * H + k] = dh[x] * tc * o * (1.0f - o);
+      dc[x] = dct * f;
+    }
+  }
+}
+
+/* One layer over T steps when its x parts are already in xh (layer-outer
+ * order). h0/c0: [N, H] or NULL (zeros). reverse: time runs T-1 .. 0. */
+static void layer_fwd(int T, int N, int xin, int H, const mv_real *W, const mv_real *b, mv_real *xh, mv_real *g, mv_real *c,
+                      mv_real *h, const mv_real *h0, const mv_real *c0, int reverse) {
+  int K = xin + H;
+  for (int s = 0; s < T; s++) {
+    int t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
+    const mv_real *hp = s ? h + (size_t)tp * N * H : h0;
+    const mv_real *cp = s ? c + (size_t)tp * N * H : c0;
+    mv_real *x = xh + (size_t)t * N * K;
+    for (int n = 0; n < N; n++) {
+      if (hp) memcpy(x + (size_t)n * K + xin, hp + (size_t)n * H, sizeof(mv_real) * (size_t)H);
+      else memset(x + (size_t)n * K + xin, 0, sizeof(mv_real) * (size_t)H);
+    }
+    lstm_fwd_step(N, K, H, W, b, x, NULL, NULL, cp, g + (size_t)t * N * G4(H), c + (size_t)t * N * H,
+                  h + (size_t)t * N * H);
+  }
+}
+
+/* Backward through one layer: dh [T, N, H] (gradients on its outputs) in;
+ * accumulates dW (the same rows as W) and db; dx [T, N, xin] (if given) gets
+ * the gradients on the x parts; dh0/dc0 (if given) on the initial state.
+ * Gather rows (lab, dWg) get their share too. */
+static void layer_bwd(mv_vae_ws *w, int T, int N, int xin, int H, const mv_real *W, mv_real *dW, mv_real *db,
+                      const mv_real *xh, const mv_real *g, const mv_real *c, const mv_real *c0, const mv_real *dh, mv_real *dx,
+                      mv_real *dh0, mv_real *dc0, int reverse, const int32_t *lab, mv_real *dWg) {
+  int K = xin + H, H4 = G4(H);
+  mv_real *dG = w->dG, *dhrec = w->dhrec, *dc = w->dcar, *dht = w->tmp;
+  memset(dhrec, 0, sizeof(mv_real) * (size_t)N * H);
+  memset(dc, 0, sizeof(mv_real) * (size_t)N * H);
+  for (int s = T - 1; s >= 0; s--) {
+    int t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
+    const mv_real *cp = s ? c + (size_t)tp * N * H : c0;
+    const mv_real *dh_t = dh + (size_t)t * N * H;
+    for (size_t k = 0; k < (size_t)N * H; k++) dht[k] = dh_t[k] + dhrec[k];
+    mv_real *dGt = dG + (size_t)t * N * H4;
+    lstm_bwd_step(N, H, g + (size_t)t * N * H4, c + (size_t)t * N * H, cp, dht, dc, dGt);
+    GEMM(0, 1, N, H, H4, 1.0f, dGt, H4, W + (size_t)xin * H4, H4, 0.0f, dhrec, H);
+  }
+  if (dh0) memcpy(dh0, dhrec, sizeof(mv_real) * (size_t)N * H);
+  if (dc0) memcpy(dc0, dc, sizeof(mv_real) * (size_t)N * H);
+  int64_t R = (int64_t)T * N;
+  GEMM(1, 0, K, H4, R, 1.0f, xh, K, dG, H4, 1.0f, dW, H4);
+  for (int64_t r = 0; r < R; r++) {
+    const mv_real *d = dG + r * H4;
+    for (int k = 0; k < H4; k++) db[k] += d[k];
+  }
+  if (lab)
+    for (int64_t r = 0; r < R; r++)
+      if (lab[r] >= 0) {
+        mv_real *row = dWg + (size_t)lab[r] * H4;
+        const mv_real *d = dG + r * H4;
+        for (int k = 0; k < H4; k++) row[k] += d[k];
+      }
+  if (dx && xin > 0) GEMM(0, 1, R, xin, H4, 1.0f, dG, H4, W, H4, 0.0f, dx, xin);
+}
+
+/* out[r] = x[r] @ W + b for R rows */
+static void dense_fwd(int64_t R, int in, int out, const mv_real *x, const mv_real *W, const mv_real *b, mv_real *y) {
+  for (int64_t r = 0; r < R; r++) memcpy(y + r * out, b, sizeof(mv_real) * (size_t)out);
+  GEMM(0, 0, R, out, in, 1.0f, x, in, W, out, 1.0f, y, out);
+}
+
+/* dW += x^T dy, db += sum dy, dx (+)= dy W^T (accumulate if dx_beta == 1) */
+static void dense_bwd(int64_t R, int in, int out, const mv_real *x, const mv_real *W, const mv_real *dy, mv_real *dW, mv_real *db,
+                      mv_real *dx, mv_real dx_beta) {
+  GEMM(1, 0, in, out, R, 1.0f, x, in, dy, out, 1.0f, dW, out);
+  for (int64_t r = 0; r < R; r++)
+    for (int k = 0; k < out; k++) db[k] += dy[r * out + k];
+  if (dx) GEMM(0, 1, R, in, out, 1.0f, dy, out, W, out, dx_beta, dx, in);
+}
+
+/* ---- encoder ---------------------------------------------------------------------- */
+static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, L = w->L, D = c->input_depth;
+  for (int k = 0; k < c->enc_layers; k++) {
+    int H = c->enc[k], xin = m->enc_fw[k].in, K = xin + H;
+    for (int d = 0; d < 2; d++) {
+      mv_real *xh = w->e_xh[k][d];
+      for (int t = 0; t < L; t++)
+        for (int b = 0; b < B; b++) {
+          mv_real *x = xh + ((size_t)t * B + b) * K;
+          if (k == 0) { /* the roll: 9 class bits + "nothing hit" (generalised: D-1 bits + NOR) */
+            int32_t l = labels[(size_t)b * L + t];
+            for (int q = 0; q < D - 1; q++) x[q] = (mv_real)((l >> q) & 1);
+            x[D - 1] = l == 0 ? 1.0f : 0.0f;
+          } else {
+            int Hp = c->enc[k - 1];
+            memcpy(x, w->e_h[k - 1][0] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
+            memcpy(x + Hp, w->e_h[k - 1][1] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
+          }
+        }
+      const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
+      layer_fwd(L, B, xin, H, PW(m, lw->kernel), PW(m, lw->bias), xh, w->e_g[k][d], w->e_c[k][d], w->e_h[k][d], NULL,
+                NULL, d);
+    }
+  }
+  int k = c->enc_layers - 1, H = c->enc[k];
+  for (int b = 0; b < B; b++) {
+    memcpy(w->enc + (size_t)b * 2 * H, w->e_h[k][0] + ((size_t)(L - 1) * B + b) * H, sizeof(mv_real) * (size_t)H);
+    memcpy(w->enc + (size_t)b * 2 * H + H, w->e_h[k][1] + (size_t)b * H, sizeof(mv_real) * (size_t)H);
+  }
+}
+
+static void heads_fwd(mv_vae *m, mv_vae_ws *w, const mv_real *eps) {
+  int B = w->B, Z = m->cfg.z, in = m->mu.in;
+  dense_fwd(B, in, Z, w->enc, PW(m, m->mu.kernel), PW(m, m->mu.bias), w->mu);
+  dense_fwd(B, in, Z, w->enc, PW(m, m->sigma.kernel), PW(m, m->sigma.bias), w->spre);
+  for (int b = 0; b < B; b++) {
+    double kl = 0;
+    for (int q = 0; q < Z; q++) {
+      size_t x = (size_t)b * Z + q;
+      mv_real s = w->spre[x];
+      mv_real sg = s > 20.0f ? s : LOG1P(EXP(s));
+      if (sg < 1e-30f) sg = 1e-30f;
+      w->sigma[x] = sg;
+      w->z[x] = w->mu[x] + (eps ? sg * eps[x] : 0.0f);
+      kl += -log((double)sg) + 0.5 * ((double)sg * sg + (double)w->mu[x] * w->mu[x]) - 0.5;
+    }
+    w->kl[b] = (mv_real)kl;
+  }
+}
+
+static void encoder_bwd(mv_vae *m, mv_vae_ws *w) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, L = w->L;
+  for (int k = c->enc_layers - 1; k >= 0; k--) {
+    int H = c->enc[k], xin = m->enc_fw[k].in;
+    if (k > 0) {
+      int Hp = c->enc[k - 1];
+      memset(w->e_dh[k - 1][0], 0, sizeof(mv_real) * (size_t)L * B * Hp);
+      memset(w->e_dh[k - 1][1], 0, sizeof(mv_real) * (size_t)L * B * Hp);
+    }
+    for (int d = 0; d < 2; d++) {
+      const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
+      layer_bwd(w, L, B, xin, H, PW(m, lw->kernel), GW(m, lw->kernel), GW(m, lw->bias), w->e_xh[k][d], w->e_g[k][d],
+                w->e_c[k][d], NULL, w->e_dh[k][d], k > 0 ? w->dx : NULL, NULL, NULL, d, NULL, NULL);
+      if (k > 0) {
+        int Hp = c->enc[k - 1];
+        for (size_t r = 0; r < (size_t)L * B; r++)
+          for (int q = 0; q < Hp; q++) {
+            w->e_dh[k - 1][0][r * Hp + q] += w->dx[r * xin + q];
+            w->e_dh[k - 1][1][r * Hp + q] += w->dx[r * xin + Hp + q];
+          }
+      }
+    }
+  }
+}
+
+/* ---- conductor ------------------------------------------------------------------------ */
+static mv_real *split_state(mv_real *S, const int *sizes, int l, int B, int total, int which /*0 c, 1 h*/, mv_real *buf) {
+  int off = 0;
+  for (int q = 0; q < l; q++) off += 2 * sizes[q];
+  int H = sizes[l];
+  for (int b = 0; b < B; b++)
+    memcpy(buf + (size_t)b * H, S + (size_t)b * total + off + which * H, sizeof(mv_real) * (size_t)H);
+  return buf;
+}
+
+static void conductor_fwd(mv_vae *m, mv_vae_ws *w, mv_real *h0buf, mv_real *c0buf) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, U = c->bars, cs = state_size(c->cond, c->cond_layers);
+  dense_fwd(B, c->z, cs, w->z, PW(m, m->cond_init.kernel), PW(m, m->cond_init.bias), w->cS);
+  for (size_t k = 0; k < (size_t)B * cs; k++) w->cS[k] = TANH(w->cS[k]);
+  for (int l = 0; l < c->cond_layers; l++) {
+    int H = c->cond[l], xin = m->cond[l].in, K = xin + H;
+    for (int u = 0; u < U; u++)
+      for (int b = 0; b < B; b++) {
+        mv_real *x = w->c_xh[l] + ((size_t)u * B + b) * K;
+        if (l == 0) x[0] = 0.0f; /* the conductor's input is a zero */
+        else memcpy(x, w->c_h[l - 1] + ((size_t)u * B + b) * xin, sizeof(mv_real) * (size_t)xin);
+      }
+    split_state(w->cS, c->cond, l, B, cs, 0, c0buf);
+    split_state(w->cS, c->cond, l, B, cs, 1, h0buf);
+    layer_fwd(U, B, xin, H, PW(m, m->cond[l].kernel), PW(m, m->cond[l].bias), w->c_xh[l], w->c_g[l], w->c_c[l],
+              w->c_h[l], h0buf, c0buf, 0);
+  }
+}
+
+/* demb [U*B, E] -> conductor grads, then dz (overwritten). */
+static void conductor_bwd(mv_vae *m, mv_vae_ws *w, mv_real *c0buf, mv_real *dh0, mv_real *dc0) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, U = c->bars, cs = state_size(c->cond, c->cond_layers), top = c->cond_layers - 1;
+  memcpy(w->c_dh[top], w->demb, sizeof(mv_real) * (size_t)U * B * c->cond[top]);
+  mv_real *dS = w->dS_grad;
+  for (int l = top; l >= 0; l--) {
+    int H = c->cond[l], xin = m->cond[l].in;
+    split_state(w->cS, c->cond, l, B, cs, 0, c0buf);
+    layer_bwd(w, U, B, xin, H, PW(m, m->cond[l].kernel), GW(m, m->cond[l].kernel), GW(m, m->cond[l].bias), w->c_xh[l],
+              w->c_g[l], w->c_c[l], c0buf, w->c_dh[l], l > 0 ? w->dx : NULL, dh0, dc0, 0, NULL, NULL);
+    if (l > 0) memcpy(w->c_dh[l - 1], w->dx, sizeof(mv_real) * (size_t)U * B * xin);
+    int off = 0;
+    for (int q = 0; q < l; q++) off += 2 * c->cond[q];
+    for (int b = 0; b < B; b++)
+      for (int k = 0; k < H; k++) {
+        dS[(size_t)b * cs + off + k] = dc0[(size_t)b * H + k];
+        dS[(size_t)b * cs + off + H + k] = dh0[(size_t)b * H + k];
+      }
+  }
+  for (size_t k = 0; k < (size_t)B * cs; k++) dS[k] *= 1.0f - w->cS[k] * w->cS[k];
+  dense_bwd(B, c->z, cs, w->z, PW(m, m->cond_init.kernel), dS, GW(m, m->cond_init.kernel), GW(m, m->cond_init.bias),
+            w->dz, 0.0f);
+}
+
+/* ---- decoder ---------------------------------------------------------------------------- */
+/* Softmax of one row into p; returns log-sum-exp. */
+static double softmax_row(const mv_real *x, int V, mv_real *p, mv_real temperature) {
+  mv_real mx = x[0];
+  for (int k = 1; k < V; k++)
+    if (x[k] > mx) mx = x[k];
+  double s = 0;
+  for (int k = 0; k < V; k++) {
+    mv_real e = EXP((x[k] - mx) / temperature);
+    p[k] = e;
+    s += e;
+  }
+  mv_real inv = (mv_real)(1.0 / s);
+  for (int k = 0; k < V; k++) p[k] *= inv;
+  return mx / temperature + log(s);
+}
+
+static int draw_from(const mv_real *p, int V, double u) {
+  double acc = 0;
+  int last = 0;
+  for (int k = 0; k < V; k++) {
+    if (p[k] <= 0) continue;
+    last = k;
+    acc += p[k];
+    if (u < acc) return k;
+  }
+  return last;
+}
+
+static int argmax_row(const mv_real *x, int V) {
+  int best = 0;
+  for (int k = 1; k < V; k++)
+    if (x[k] > x[best]) best = k;
+  return best;
+}
+
+/* Runs the decoder stack for steps t0..t1-1 over N rows whose embeddings are
+ * emb [N, E] and initial state from S (already tanh'd) when t0 == 0; fills
+ * w->logits/probs. lab[t][n] must be set for t before its step runs; with
+ * next_label != NULL it is called after each step to choose lab[t+1]. */
+typedef void (*next_label_fn)(void *ctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next);
+
+static void decoder_run(mv_vae *m, mv_vae_ws *w, int N, int T, const mv_real *emb, const mv_real *S, next_label_fn next,
+                        void *ctx, mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
+  const mv_vae_config *c = &m->cfg;
+  int V = c->vocab, E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers);
+  for (int t = 0; t < T; t++) {
+    for (int l = 0; l < c->dec_layers; l++) {
+      int H = c->dec[l], xin = l == 0 ? E : c->dec[l - 1], K = xin + H;
+      mv_real *xh = w->d_xh[l] + (size_t)t * N * K;
+      const mv_real *hp, *cp;
+      if (t == 0) {
+        hp = split_state((mv_real *)S, c->dec, l, N, ds, 1, h0buf);
+        cp = split_state((mv_real *)S, c->dec, l, N, ds, 0, c0buf + (size_t)l * N * H);
+      } else {
+        hp = w->d_h[l] + (size_t)(t - 1) * N * H;
+        cp = w->d_c[l] + (size_t)(t - 1) * N * H;
+      }
+      for (int n = 0; n < N; n++) {
+        mv_real *x = xh + (size_t)n * K;
+        if (l == 0) memcpy(x, emb + (size_t)n * E, sizeof(mv_real) * (size_t)E);
+        else memcpy(x, w->d_h[l - 1] + ((size_t)t * N + n) * xin, sizeof(mv_real) * (size_t)xin);
+        memcpy(x + xin, hp + (size_t)n * H, sizeof(mv_real) * (size_t)H);
+      }
+      const mv_real *W = PW(m, m->dec[l].kernel);
+      lstm_fwd_step(N, K, H, l == 0 ? W + (size_t)V * G4(H) : W, PW(m, m->dec[l].bias), xh, l == 0 ? W : NULL,
+                    l == 0 ? w->lab + (size_t)t * N : NULL, cp, w->d_g[l] + (size_t)t * N * G4(H),
+                    w->d_c[l] + (size_t)t * N * H, w->d_h[l] + (size_t)t * N * H);
+    }
+    int Ht = c->dec[c->dec_layers - 1];
+    mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
+    dense_fwd(N, Ht, V, w->d_h[c->dec_layers - 1] + (size_t)t * N * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
+    for (int n = 0; n < N; n++) softmax_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature > 0 ? temperature : 1.0f);
+    if (next) next(ctx, t, N, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * N : NULL);
+  }
+}
+
+typedef struct {
+  const mv_vae_train_opts *o;
+  const int32_t *target; /* [T, N] */
+  int B, U, T, V;
+  int64_t sampled;
+} train_ctx;
+
+/* Scheduled sampling (magenta's ScheduledOutputTrainingHelper, per bar): with
+ * probability p the next input is drawn from softmax(logits) (T = 1). */
+static void train_next(void *vctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next) {
+  train_ctx *x = vctx;
+  (void)logits;
+  if (!lab_next) return;
+  for (int n = 0; n < N; n++) {
+    int u = n / x->B, b = n % x->B;
+    size_t ci = ((size_t)b * x->U + u) * x->T + (t + 1);
+    int32_t truth = x->target[(size_t)t * N + n];
+    if (x->o->p_sample > 0 && x->o->coins && x->o->coins[ci] < x->o->p_sample) {
+      lab_next[n] = draw_from(probs + (size_t)n * x->V, x->V, x->o->draws ? x->o->draws[ci] : 0.5);
+      x->sampled++;
+    } else {
+      lab_next[n] = truth;
+    }
+  }
+}
+
+static void decoder_init_state(mv_vae *m, mv_vae_ws *w, int N, const mv_real *emb) {
+  const mv_vae_config *c = &m->cfg;
+  int E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers);
+  dense_fwd(N, E, ds, emb, PW(m, m->dec_init.kernel), PW(m, m->dec_init.bias), w->dS);
+  for (size_t k = 0; k < (size_t)N * ds; k++) w->dS[k] = TANH(w->dS[k]);
+}
+
+/* initial-state scratch, from the workspace */
+typedef struct {
+  mv_real *h0, *c0, *dh0, *dc0;
+} state_bufs;
+
+static void state_bufs_of(state_bufs *s, mv_vae_ws *w) {
+  s->h0 = w->s_h0;
+  s->c0 = w->s_c0;
+  s->dh0 = w->s_dh0;
+  s->dc0 = w->s_dc0;
+}
+
+int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_train_opts *o, mv_vae_stats *st,
+                   mv_real *recon_per_seq, mv_real *kl_per_seq, mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, U = c->bars, T = c->steps, L = w->L, N = w->N, V = c->vocab;
+  for (int64_t k = 0; k < (int64_t)B * L; k++)
+    if (labels[k] < 0 || labels[k] >= V)
+      return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
+  state_bufs sb;
+  state_bufs_of(&sb, w);
+  encoder_fwd(m, w, labels);
+  heads_fwd(m, w, o->eps);
+  conductor_fwd(m, w, sb.h0, sb.c0);
+  const mv_real *emb = w->c_h[c->cond_layers - 1]; /* [U, B, E] = [N, E] */
+  decoder_init_state(m, w, N, emb);
+  /* targets and teacher-forced first inputs of every bar */
+  for (int t = 0; t < T; t++)
+    for (int u = 0; u < U; u++)
+      for (int b = 0; b < B; b++) {
+        int n = u * B + b;
+        w->target[(size_t)t * N + n] = labels[(size_t)b * L + u * T + t];
+      }
+  for (int u = 0; u < U; u++)
+    for (int b = 0; b < B; b++) w->lab[u * B + b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
+  train_ctx ctx = {o, w->target, B, U, T, V, 0};
+  decoder_run(m, w, N, T, emb, w->dS, train_next, &ctx, 1.0f, sb.h0, sb.c0);
+  /* losses */
+  int64_t correct = 0;
+  for (int b = 0; b < B; b++) w->rloss[b] = 0;
+  double rsum = 0;
+  for (int t = 0; t < T; t++)
+    for (int n = 0; n < N; n++) {
+      const mv_real *lg = w->logits + ((size_t)t * N + n) * V, *pr = w->probs + ((size_t)t * N + n) * V;
+      int tg = w->target[(size_t)t * N + n];
+      double lp = log((double)pr[tg] > 1e-38 ? (double)pr[tg] : 1e-38);
+      /* exact log-softmax from the logits for the loss */
+      mv_real mx = lg[0];
+      for (int k = 1; k < V; k++) mx = lg[k] > mx ? lg[k] : mx;
+      double s = 0;
+      for (int k = 0; k < V; k++) s += exp((double)lg[k] - mx);
+      lp = (double)lg[tg] - mx - log(s);
+      w->rloss[n % B] += (mv_real)-lp;
+      rsum += -lp;
+      if (argmax_row(lg, V) == tg) correct++;
+    }
+  double klsum = 0, kcsum = 0;
+  for (int b = 0; b < B; b++) {
+    klsum += w->kl[b];
+    double kc = w->kl[b] - o->free_nats;
+    kcsum += kc > 0 ? kc : 0;
+  }
+  if (st) {
+    st->recon = rsum / B;
+    st->kl = klsum / B;
+    st->kl_cost = kcsum / B;
+    st->loss = st->recon + o->beta * st->kl_cost;
+    st->accuracy = (double)correct / ((double)B * L);
+    st->sampled_inputs = ctx.sampled;
+  }
+  if (recon_per_seq) memcpy(recon_per_seq, w->rloss, sizeof(mv_real) * (size_t)B);
+  if (kl_per_seq) memcpy(kl_per_seq, w->kl, sizeof(mv_real) * (size_t)B);
+  if (!o->backward) return MV_OK;
+
+  /* ---- backward ---- */
+  int Ht = c->dec[c->dec_layers - 1], E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers);
+  int64_t R = (int64_t)T * N;
+  mv_real *dlog = w->probs; /* dlogits in place: (p - onehot) / B */
+  mv_real invB = 1.0f / (mv_real)B;
+  for (int64_t r = 0; r < R; r++) {
+    mv_real *d = dlog + r * V;
+    for (int k = 0; k < V; k++) d[k] *= invB;
+    d[w->target[r]] -= invB;
+  }
+  int top = c->dec_layers - 1;
+  dense_bwd(R, Ht, V, w->d_h[top], PW(m, m->out.kernel), dlog, GW(m, m->out.kernel), GW(m, m->out.bias), w->d_dh[top],
+            0.0f);
+  mv_real *dS = w->dS_grad;
+  memset(w->demb, 0, sizeof(mv_real) * (size_t)N * E);
+  for (int l = top; l >= 0; l--) {
+    int H = c->dec[l], xin = l == 0 ? E : c->dec[l - 1];
+    const mv_real *W = PW(m, m->dec[l].kernel);
+    mv_real *dW = GW(m, m->dec[l].kernel);
+    split_state(w->dS, c->dec, l, N, ds, 0, sb.c0);
+    layer_bwd(w, T, N, xin, H, l == 0 ? W + (size_t)V * G4(H) : W, l == 0 ? dW + (size_t)V * G4(H) : dW,
+              GW(m, m->dec[l].bias), w->d_xh[l], w->d_g[l], w->d_c[l], sb.c0, w->d_dh[l], w->dx, sb.dh0, sb.dc0, 0,
+              l == 0 ? w->lab : NULL, l == 0 ? dW : NULL);
+    if (l > 0) {
+      memcpy(w->d_dh[l - 1], w->dx, sizeof(mv_real) * (size_t)R * xin);
+    } else {
+      for (int t = 0; t < T; t++)
+        for (size_t k = 0; k < (size_t)N * E; k++) w->demb[k] += w->dx[(size_t)t * N * E + k];
+    }
+    int off = 0;
+    for (int q = 0; q < l; q++) off += 2 * c->dec[q];
+    for (int n = 0; n < N; n++)
+      for (int k = 0; k < H; k++) {
+        dS[(size_t)n * ds + off + k] = sb.dc0[(size_t)n * H + k];
+        dS[(size_t)n * ds + off + H + k] = sb.dh0[(size_t)n * H + k];
+      }
+  }
+  for (size_t k = 0; k < (size_t)N * ds; k++) dS[k] *= 1.0f - w->dS[k] * w->dS[k];
+  dense_bwd(N, E, ds, emb, PW(m, m->dec_init.kernel), dS, GW(m, m->dec_init.kernel), GW(m, m->dec_init.bias), w->demb,
+            1.0f);
+  conductor_bwd(m, w, sb.c0, sb.dh0, sb.dc0);
+  /* heads: dz -> dmu, dsigma; plus beta * d kl_cost / B */
+  int Z = c->z, in = m->mu.in;
+  mv_real *dmu = w->dmu, *dsp = w->dsp;
+  for (int b = 0; b < B; b++) {
+    mv_real kw = (w->kl[b] - o->free_nats > 0) ? o->beta * invB : 0.0f;
+    for (int q = 0; q < Z; q++) {
+      size_t x = (size_t)b * Z + q;
+      mv_real sg = w->sigma[x], e = o->eps ? o->eps[x] : 0.0f;
+      dmu[x] = w->dz[x] + kw * w->mu[x];
+      mv_real dsg = w->dz[x] * e + kw * (sg - 1.0f / sg);
+      mv_real s = w->spre[x];
+      dsp[x] = dsg * (s > 20.0f ? 1.0f : sigm(s));
+    }
+  }
+  mv_real *denc = w->dx;
+  dense_bwd(B, in, Z, w->enc, PW(m, m->mu.kernel), dmu, GW(m, m->mu.kernel), GW(m, m->mu.bias), denc, 0.0f);
+  dense_bwd(B, in, Z, w->enc, PW(m, m->sigma.kernel), dsp, GW(m, m->sigma.kernel), GW(m, m->sigma.bias), denc, 1.0f);
+  int k = c->enc_layers - 1, He = c->enc[k];
+  memset(w->e_dh[k][0], 0, sizeof(mv_real) * (size_t)L * B * He);
+  memset(w->e_dh[k][1], 0, sizeof(mv_real) * (size_t)L * B * He);
+  for (int b = 0; b < B; b++) {
+    memcpy(w->e_dh[k][0] + ((size_t)(L - 1) * B + b) * He, denc + (size_t)b * 2 * He, sizeof(mv_real) * (size_t)He);
+    memcpy(w->e_dh[k][1] + (size_t)b * He, denc + (size_t)b * 2 * He + He, sizeof(mv_real) * (size_t)He);
+  }
+  encoder_bwd(m, w);
+  return MV_OK;
+}
+
+const mv_real *mv_vae_logits(const mv_vae_ws *w, int b, int s) {
+  int u = s / w->T, t = s % w->T, n = u * w->B + b;
+  return w->logits + ((size_t)t * w->N + n) * w->V;
+}
+
+const mv_real *mv_vae_mu(const mv_vae_ws *w) { return w->mu; }
+const int32_t *mv_vae_inputs(const mv_vae_ws *w) { return w->lab; }
+const mv_real *mv_vae_sigma(const mv_vae_ws *w) { return w->sigma; }
+const mv_real *mv_vae_z(const mv_vae_ws *w) { return w->z; }
+
+int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, mv_real *sigma, mv_err *err) {
+  int B = w->B, L = w->L, V = m->cfg.vocab, Z = m->cfg.z;
+  for (int64_t k = 0; k < (int64_t)B * L; k++)
+    if (labels[k] < 0 || labels[k] >= V)
+      return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
+  encoder_fwd(m, w, labels);
+  heads_fwd(m, w, NULL);
+  if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
+  if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
+  return MV_OK;
+}
+
+typedef struct {
+  mv_real temperature;
+  mv_rng *rngs;
+  int32_t *out; /* [B, L] */
+  int L, T, V, u;
+} decode_ctx;
+
+/* Chooses step t's output (argmax, or a draw from softmax(logits / T) on the
+ * sequence's own stream) and feeds it to step t + 1. */
+static void decode_next(void *vctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next) {
+  decode_ctx *x = vctx;
+  for (int n = 0; n < N; n++) {
+    int k = x->temperature > 0 ? draw_from(probs + (size_t)n * x->V, x->V, mv_rng_uniform(&x->rngs[n]))
+                               : argmax_row(logits + (size_t)n * x->V, x->V);
+    x->out[(size_t)n * x->L + x->u * x->T + t] = k;
+    if (lab_next) lab_next[n] = k;
+  }
+}
+
+int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs, int32_t *labels,
+                  mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, U = c->bars, T = c->steps, L = w->L, E = c->cond[c->cond_layers - 1];
+  if (!(temperature >= 0)) return mv_seterr(err, MV_EINVAL, "temperature must be >= 0");
+  if (temperature > 0 && !rngs) return mv_seterr(err, MV_EINVAL, "sampling needs random streams");
+  state_bufs sb;
+  state_bufs_of(&sb, w);
+  memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
+  conductor_fwd(m, w, sb.h0, sb.c0);
+  mv_real *emb_all = w->emb_copy;
+  memcpy(emb_all, w->c_h[c->cond_layers - 1], sizeof(mv_real) * (size_t)U * B * E);
+  decode_ctx ctx = {temperature, rngs, labels, L, T, c->vocab, 0};
+  for (int u = 0; u < U; u++) {
+    const mv_real *emb = emb_all + (size_t)u * B * E;
+    decoder_init_state(m, w, B, emb);
+    /* the previous bar's last output carries over (zeros before the first) */
+    for (int b = 0; b < B; b++) w->lab[b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
+    ctx.u = u;
+    decoder_run(m, w, B, T, emb, w->dS, decode_next, &ctx, temperature, sb.h0, sb.c0);
+  }
+  return MV_OK;
+}
+
+/* ---- Adam -------------------------------------------------------------------------------- */
+int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err) {
+  if (!m->adam_m) {
+    m->adam_m = calloc((size_t)m->nfloats, sizeof(mv_real));
+    m->adam_v = calloc((size_t)m->nfloats, sizeof(mv_real));
+    if (!m->adam_m || !m->adam_v) return mv_seterr(err, MV_ENOMEM, "out of memory for Adam moments");
+  }
+  double ss = 0;
+  for (int64_t k = 0; k < m->nfloats; k++) ss += (double)m->grads[k] * m->grads[k];
+  double norm = sqrt(ss);
+  int zero = !isfinite(norm) || norm >= o->zero_above;
+  mv_real scale = zero ? 0.0f : (norm > o->clip_norm ? (mv_real)(o->clip_norm / norm) : 1.0f);
+  m->adam_t++;
+  double b1t = pow(o->beta1, (double)m->adam_t), b2t = pow(o->beta2, (double)m->adam_t);
+  mv_real lr_t = (mv_real)(o->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
+  for (int64_t k = 0; k < m->nfloats; k++) {
+    mv_real g = m->grads[k] * scale;
+    m->adam_m[k] = o->beta1 * m->adam_m[k] + (1.0f - o->beta1) * g;
+    m->adam_v[k] = o->beta2 * m->adam_v[k] + (1.0f - o->beta2) * g * g;
+    m->params[k] -= lr_t * m->adam_m[k] / (SQRT(m->adam_v[k]) + o->eps);
+  }
+  if (grad_norm) *grad_norm = norm;
+  if (skipped) *skipped = zero;
+  return MV_OK;
+}

@@ -1,0 +1,145 @@
+/* mv_vae.h -- the hierarchical MusicVAE (Magenta's layout and names). */
+#ifndef MV_VAE_H
+#define MV_VAE_H
+
+#include "mv.h"
+
+/* MV_VAE_DOUBLE (tests only) compiles the same model in double precision under
+ * other names, for gradient checks without float32 noise. */
+#ifdef MV_VAE_DOUBLE
+#define mv_real double
+#define mv_vae mv_vae64
+#define mv_vae_ws mv_vae64_ws
+#define mv_vae_new mv_vae64_new
+#define mv_vae_free mv_vae64_free
+#define mv_vae_init mv_vae64_init
+#define mv_vae_find mv_vae64_find
+#define mv_vae_zero_grad mv_vae64_zero_grad
+#define mv_vae_ws_new mv_vae64_ws_new
+#define mv_vae_ws_free mv_vae64_ws_free
+#define mv_vae_ws_batch mv_vae64_ws_batch
+#define mv_vae_train_opts mv_vae64_train_opts
+#define mv_vae_forward mv_vae64_forward
+#define mv_vae_logits mv_vae64_logits
+#define mv_vae_mu mv_vae64_mu
+#define mv_vae_inputs mv_vae64_inputs
+#define mv_vae_sigma mv_vae64_sigma
+#define mv_vae_z mv_vae64_z
+#define mv_vae_encode mv_vae64_encode
+#define mv_vae_decode mv_vae64_decode
+#define mv_vae_adam_step mv_vae64_adam_step
+#define mv_vae_config_check mv_vae64_config_check
+#else
+#define mv_real float
+#endif
+
+#define MV_MAXLAYERS 4
+#define MV_MAXPARAMS 64
+
+typedef struct mv_vae_config {
+  int input_depth; /* encoder input: 10 (9 class bits + "nothing hit") */
+  int vocab;       /* decoder classes: 512 */
+  int z;           /* latent size */
+  int bars;        /* U: conductor steps */
+  int steps;       /* T: steps per bar */
+  int enc_layers, enc[MV_MAXLAYERS];
+  int cond_layers, cond[MV_MAXLAYERS];
+  int dec_layers, dec[MV_MAXLAYERS];
+} mv_vae_config;
+
+typedef struct mv_param {
+  char name[112];
+  int ndim;
+  int64_t shape[2];
+  int64_t offset, numel;
+  int init; /* 0 zeros, 1 glorot uniform, 2 normal(0, 0.001) */
+} mv_param;
+
+/* LSTM weights inside the flat block: kernel [in + H, 4H] (rows [x ; h]), bias [4H]. */
+typedef struct mv_lstm_w {
+  int in, H;
+  int kernel, bias; /* parameter indices */
+} mv_lstm_w;
+
+typedef struct mv_dense_w {
+  int in, out;
+  int kernel, bias;
+} mv_dense_w;
+
+typedef struct mv_vae {
+  mv_vae_config cfg;
+  int nparams;
+  mv_param p[MV_MAXPARAMS];
+  int64_t nfloats;
+  mv_real *params, *grads;
+  mv_real *adam_m, *adam_v; /* allocated by the first Adam step */
+  int64_t adam_t;
+  mv_lstm_w enc_fw[MV_MAXLAYERS], enc_bw[MV_MAXLAYERS];
+  mv_dense_w mu, sigma;
+  mv_dense_w cond_init, dec_init, out;
+  mv_lstm_w cond[MV_MAXLAYERS], dec[MV_MAXLAYERS];
+} mv_vae;
+
+typedef struct mv_vae_ws mv_vae_ws; /* per-batch-size workspace, apart from the weights */
+
+int mv_vae_config_check(const mv_vae_config *c, mv_err *err);
+int mv_vae_new(mv_vae **out, const mv_vae_config *c, mv_err *err);
+void mv_vae_free(mv_vae *m);
+/* Magenta's initialisers: glorot-uniform LSTM kernels and output projection,
+ * N(0, 0.001) for the mu/sigma heads and the state-from-embedding layers, zero biases. */
+void mv_vae_init(mv_vae *m, mv_rng *r);
+int mv_vae_find(const mv_vae *m, const char *name);
+void mv_vae_zero_grad(mv_vae *m);
+
+int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int batch, mv_err *err);
+void mv_vae_ws_free(mv_vae_ws *w);
+int mv_vae_ws_batch(const mv_vae_ws *w);
+
+typedef struct mv_vae_train_opts {
+  const mv_real *eps;       /* [B, z] standard normal draws (NULL: z = mu) */
+  mv_real p_sample;         /* scheduled-sampling probability */
+  const mv_real *coins;     /* [B, U, T] uniforms: sample the input where coin < p_sample */
+  const mv_real *draws;     /* [B, U, T] uniforms for the categorical draw of a sampled input */
+  mv_real beta;             /* KL weight */
+  mv_real free_nats;        /* free_bits * ln 2 */
+  int backward;           /* also accumulate gradients into m->grads */
+} mv_vae_train_opts;
+
+typedef struct mv_vae_stats {
+  double loss, recon, kl, kl_cost; /* means over the batch (recon and KL summed over steps / dims) */
+  double accuracy;                 /* argmax == target over all steps */
+  int64_t sampled_inputs;          /* inputs replaced by samples */
+} mv_vae_stats;
+
+/* labels: [B, U*T] (0..vocab-1). Teacher forcing inside each bar, the first
+ * input of every bar the true previous label (zeros at step 0), with
+ * scheduled sampling per bar as Magenta. Fills per-sequence recon/kl if given. */
+int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_train_opts *o, mv_vae_stats *st,
+                   mv_real *recon_per_seq, mv_real *kl_per_seq, mv_err *err);
+/* After mv_vae_forward: the logits [U*T rows per ..] of sequence b, step s. */
+const mv_real *mv_vae_logits(const mv_vae_ws *w, int b, int s);
+/* The decoder inputs of the last forward: [T, U*B] labels (-1 = zeros), row n = u * B + b. */
+const int32_t *mv_vae_inputs(const mv_vae_ws *w);
+const mv_real *mv_vae_mu(const mv_vae_ws *w);    /* [B, z] */
+const mv_real *mv_vae_sigma(const mv_vae_ws *w); /* [B, z] */
+const mv_real *mv_vae_z(const mv_vae_ws *w);     /* [B, z] */
+
+/* Encoder only: mu, sigma [B, z] for labels [B, U*T]. */
+int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, mv_real *sigma, mv_err *err);
+
+/* Free-running decoding of z [B, z] into labels [B, U*T]: each step's input is
+ * the previous step's output, across bar boundaries too (step 0: zeros).
+ * temperature 0 = argmax; otherwise categorical draws from softmax(logits / T)
+ * with rngs[b] for sequence b. */
+int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs, int32_t *labels,
+                  mv_err *err);
+
+/* Global-norm clipping and Adam (TF defaults), as magenta's training op:
+ * if the gradient norm is >= zero_above (or not finite) the gradients are
+ * zeroed, else clipped to clip_norm; Adam then steps in both cases. */
+typedef struct mv_adam_opts {
+  mv_real lr, beta1, beta2, eps, clip_norm, zero_above;
+} mv_adam_opts;
+int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err);
+
+#endif
