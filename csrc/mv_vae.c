@@ -899,7 +899,7 @@ int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *s
   double b1t = pow(o->beta1, (double)m->adam_t), b2t = pow(o->beta2, (double)m->adam_t);
   mv_real lr_t = (mv_real)(o->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
   for (int64_t k = 0; k < m->nfloats; k++) {
-    mv_real g = m->grads[k] * scale;
+    mv_real g = zero ? 0.0f : m->grads[k] * scale; /* 0 * NaN would be NaN */
     m->adam_m[k] = o->beta1 * m->adam_m[k] + (1.0f - o->beta1) * g;
     m->adam_v[k] = o->beta2 * m->adam_v[k] + (1.0f - o->beta2) * g * g;
     m->params[k] -= lr_t * m->adam_m[k] / (SQRT(m->adam_v[k]) + o->eps);

@@ -11,6 +11,7 @@ end]} (offsets relative to the byte after the header) plus an optional
 "__metadata__" object of string to string; then the data, little-endian,
 row-major. The tensors must tile the data exactly.
 
+  safetensors_ref.py list FILE         -> the same without the values
   safetensors_ref.py read FILE         -> JSON on stdout: {"metadata": {...},
                                           "tensors": {name: {"dtype", "shape", "values"}}}
   safetensors_ref.py write FILE < SPEC -> SPEC is that same JSON shape; dtype
@@ -119,6 +120,12 @@ def write(path, spec):
 def main(argv):
     if len(argv) == 3 and argv[1] == "read":
         json.dump(read(argv[2]), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if len(argv) == 3 and argv[1] == "list":
+        doc = read(argv[2])
+        listing = {name: {"dtype": t["dtype"], "shape": t["shape"]} for name, t in doc["tensors"].items()}
+        json.dump({"metadata": doc["metadata"], "tensors": listing}, sys.stdout)
         sys.stdout.write("\n")
         return 0
     if len(argv) == 3 and argv[1] == "write":

@@ -244,6 +244,20 @@ static int m_forward(lua_State *L) {
   return 1;
 }
 
+/* m:inputs() -> [B, L] decoder inputs of the last forward (-1 = zeros) */
+static int m_inputs(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  if (!u->ws) return luaL_error(L, "no forward pass yet");
+  const mv_vae_config *c = &u->m->cfg;
+  int B = mv_vae_ws_batch(u->ws), T = c->steps, U = c->bars, Ls = U * T, N = U * B;
+  const int32_t *in = mv_vae_inputs(u->ws);
+  mvl_tensor *t = mvl_newtensor(L, 2, (int64_t[]){B, Ls});
+  for (int uu = 0; uu < U; uu++)
+    for (int tt = 0; tt < T; tt++)
+      for (int b = 0; b < B; b++) t->base[(size_t)b * Ls + uu * T + tt] = (float)in[(size_t)tt * N + uu * B + b];
+  return 1;
+}
+
 static int m_logits(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   if (!u->ws) return luaL_error(L, "no forward pass yet");
@@ -413,6 +427,7 @@ static const luaL_Reg methods[] = {{"init", m_init},
                                    {"zero_grad", m_zero_grad},
                                    {"forward", m_forward},
                                    {"logits", m_logits},
+                                   {"inputs", m_inputs},
                                    {"latents", m_latents},
                                    {"encode", m_encode},
                                    {"decode", m_decode},

@@ -38,5 +38,6 @@ M.Pattern = require "musicvae.pattern"
 M.pattern = M.Pattern.new
 M.midi = require "musicvae.midi"
 M.data = require "musicvae.data"
+M.Model = require "musicvae.model"
 
 return M

@@ -1,0 +1,242 @@
+--- The model from Lua: configurations, checkpoints (safetensors with Magenta's
+-- variable names), encoding and decoding of patterns.
+local core = require "musicvae.core"
+local json = require "musicvae.json"
+local st = require "musicvae.safetensors"
+local drums = require "musicvae.drums"
+local P = require "musicvae.pattern"
+
+local Model = {}
+Model.__index = Model
+
+Model.FORMAT = "musicvae-model"
+Model.FORMAT_VERSION = "1.0"
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local o = {}
+  for k, v in pairs(t) do o[k] = copy(v) end
+  return o
+end
+
+-- Training hyper-parameters shared by the configs (magenta's defaults and
+-- cat-drums values; see docs/design.md). Architecture keys go to the core.
+local TRAIN = {
+  batch_size = 64,
+  learning_rate = 1e-3, decay_rate = 0.9999, min_learning_rate = 1e-5,
+  grad_clip = 1.0, grad_norm_clip_to_zero = 10000,
+  free_bits = 48, max_beta = 0.2, beta_rate = 0.0,
+  beta_schedule = "magenta",
+  sampling_schedule = "inverse_sigmoid", sampling_rate = 1000,
+  lr_schedule = "magenta",
+}
+
+--- Named configurations. `small` has magenta's cat-drums_2bar_small sizes;
+-- `paper` the paper's hierarchical sizes; `tiny` is for tests and examples.
+Model.configs = {
+  tiny = { enc = { 32 }, cond = { 16 }, dec = { 32 }, z = 16, batch_size = 16 },
+  small = { enc = { 512 }, cond = { 256, 256 }, dec = { 256, 256 }, z = 256 },
+  paper = { enc = { 2048, 2048 }, cond = { 1024, 1024 }, dec = { 1024, 1024 }, z = 512 },
+}
+
+--- Model.config(name_or_table[, overrides]) -> a complete config table
+function Model.config(c, overrides)
+  local base
+  if type(c) == "string" then
+    base = Model.configs[c]
+    if not base then error(("unknown config '%s' (tiny, small, paper)"):format(c), 2) end
+    base = copy(base)
+    base.name = c
+  elseif type(c) == "table" then
+    base = copy(c)
+  else
+    error("config: a name or a table", 2)
+  end
+  local out = copy(TRAIN)
+  out.input_depth, out.vocab, out.bars, out.steps_per_bar = 10, 512, 4, 16
+  for k, v in pairs(base) do out[k] = v end
+  for k, v in pairs(overrides or {}) do out[k] = v end
+  return out
+end
+
+local function arch(cfg)
+  return { input_depth = cfg.input_depth, vocab = cfg.vocab, z = cfg.z, bars = cfg.bars,
+    steps = cfg.steps_per_bar, enc = cfg.enc, cond = cfg.cond, dec = cfg.dec }
+end
+
+--- Model.new(config[, seed]) -> model with magenta's initialisation from (seed, "init")
+function Model.new(cfg, seed)
+  cfg = Model.config(cfg)
+  local ok, vae = pcall(core.vae_new, arch(cfg))
+  if not ok then error(vae, 2) end
+  local m = setmetatable({ vae = vae, config = cfg }, Model)
+  m.steps = cfg.bars * cfg.steps_per_bar
+  if seed then vae:init(core.rng(seed, "init")) end
+  return m
+end
+
+function Model:params() return self.vae:params() end
+function Model:grads() return self.vae:grads() end
+function Model:numel() return self.vae:numel() end
+function Model:close() self.vae:close() end
+
+-- Checkpoints ------------------------------------------------------------------
+local function meta_of(self, extra)
+  local meta = {
+    format = Model.FORMAT,
+    format_version = Model.FORMAT_VERSION,
+    created_by = "musicvae " .. core._VERSION,
+    config = json.encode(self.config),
+  }
+  for k, v in pairs(extra or {}) do meta[k] = tostring(v) end
+  return meta
+end
+
+--- m:save(path[, {dtype = "F32"|"F16", metadata = {...}}]) -> true or nil, err
+function Model:save(path, opts)
+  opts = opts or {}
+  local list = {}
+  local P_ = self.vae:params()
+  for i, p in ipairs(self.vae:param_list()) do list[i] = { p.name, P_[p.name], opts.dtype or "F32" } end
+  return st.save(path, list, { metadata = meta_of(self, opts.metadata) })
+end
+
+local function check_version(meta, what, path)
+  if meta.format ~= Model.FORMAT then return nil, ("%s: not a musicvae %s (format %q)"):format(path, what, tostring(meta.format)) end
+  local major = tonumber((meta.format_version or ""):match("^(%d+)"))
+  local mine = tonumber(Model.FORMAT_VERSION:match("^(%d+)"))
+  if not major then return nil, path .. ": no format_version in the header" end
+  if major > mine then
+    return nil, ("%s: written by a newer musicvae (format %s); this one reads %d.x"):format(path, meta.format_version, mine)
+  end
+  return true
+end
+
+--- Model.load(path) -> model, or nil, err naming the first problem
+function Model.load(path)
+  local t, meta = st.load(path)
+  if not t then return nil, meta end
+  local ok, err = check_version(meta, "model", path)
+  if not ok then return nil, err end
+  local cfg = meta.config and json.decode(meta.config)
+  if type(cfg) ~= "table" then return nil, path .. ": the header has no readable config" end
+  local built, m = pcall(Model.new, cfg)
+  if not built then return nil, path .. ": bad config: " .. tostring(m):gsub("^.-:%d+: ", "") end
+  local P_ = m.vae:params()
+  local seen = {}
+  for _, p in ipairs(m.vae:param_list()) do
+    local src = t[p.name]
+    if not src then
+      m:close()
+      return nil, ("%s: missing tensor %s"):format(path, p.name)
+    end
+    local want, got = p.shape, src:size()
+    if #want ~= #got or want[1] ~= got[1] or want[2] ~= got[2] then
+      m:close()
+      return nil, ("%s: tensor %s has shape [%s], the config needs [%s]"):format(path, p.name,
+        table.concat(got, ","), table.concat(want, ","))
+    end
+    P_[p.name]:copy(src)
+    seen[p.name] = true
+  end
+  for name in pairs(t) do
+    if not seen[name] then
+      m:close()
+      return nil, ("%s: unexpected tensor %s"):format(path, name)
+    end
+  end
+  m.metadata = meta
+  m.path = path
+  return m
+end
+
+--- m:save_state(path, {step = n, extra = {key = string}}) -> true or nil, err.
+-- The Adam moments and step (training state beside a checkpoint).
+function Model:save_state(path, opts)
+  opts = opts or {}
+  local t, mm, vv = self.vae:adam_state()
+  local meta = { format = Model.FORMAT, format_version = Model.FORMAT_VERSION, kind = "training-state",
+    adam_t = tostring(t), numel = tostring(self.vae:numel()) }
+  for k, v in pairs(opts.extra or {}) do meta[k] = v end
+  return st.save(path, { { "adam/m", mm }, { "adam/v", vv } }, { metadata = meta })
+end
+
+--- m:load_state(path) -> metadata table, or nil, err
+function Model:load_state(path)
+  local t, meta = st.load(path)
+  if not t then return nil, meta end
+  local ok, err = check_version(meta, "training state", path)
+  if not ok then return nil, err end
+  if meta.kind ~= "training-state" then return nil, path .. ": not a training-state file" end
+  local _, mm, vv = self.vae:adam_state()
+  for name, dst in pairs { ["adam/m"] = mm, ["adam/v"] = vv } do
+    local src = t[name]
+    if not src or src:numel() ~= dst:numel() then
+      return nil, ("%s: %s is missing or does not fit this model"):format(path, name)
+    end
+    dst:copy(src:view(-1))
+  end
+  self.vae:set_adam_t(math.tointeger(tonumber(meta.adam_t)) or 0)
+  return meta
+end
+
+-- Patterns <-> tensors ------------------------------------------------------------
+local function as_list(x)
+  if P.is(x) or (type(x) == "table" and (x.labels or x.grid)) then return { x }, true end
+  return x, false
+end
+
+--- m:labels_tensor(patterns) -> [n, steps] tensor (each pattern's first steps; padded with 0)
+function Model:labels_tensor(patterns)
+  local list = as_list(patterns)
+  local t = core.zeros(#list, self.steps)
+  for i, p in ipairs(list) do
+    p = P.new(p)
+    for s = 1, math.min(#p.labels, self.steps) do t:set(p.labels[s], i, s) end
+  end
+  return t
+end
+
+--- m:encode(patterns) -> mu, sigma ([n, z] tensors)
+function Model:encode(patterns)
+  return self.vae:encode(self:labels_tensor(patterns))
+end
+
+--- The per-example streams of the conventions: example i of a call with seed s
+-- draws from (s, "categorical", i), whatever the batch.
+function Model.streams(seed, first, n)
+  local r = {}
+  for i = 1, n do r[i] = core.rng(seed, "categorical", first + i - 1) end
+  return r
+end
+
+--- m:decode(z, {temperature = 0.5, seed = s, first_index = 1, qpm = 120}) -> list of patterns
+function Model:decode(z, opts)
+  opts = opts or {}
+  local temp = opts.temperature or 0
+  local n = z:size(1)
+  local rngs = temp > 0 and Model.streams(opts.seed or 0, opts.first_index or 1, n) or nil
+  local labels = self.vae:decode(z:contiguous(), { temperature = temp, rngs = rngs })
+  local out = {}
+  for i = 1, n do
+    local row = labels:select(1, i):totable()
+    for k = 1, #row do row[k] = math.tointeger(row[k]) end
+    out[i] = P.new { labels = row, bars = self.config.bars, steps_per_bar = self.config.steps_per_bar,
+      qpm = opts.qpm or 120 }
+  end
+  return out
+end
+
+--- z draws of the conventions: example i from (seed, "z", i).
+function Model:sample_z(n, seed, first_index)
+  local z = core.zeros(n, self.config.z)
+  for i = 1, n do
+    local r = core.rng(seed, "z", (first_index or 1) + i - 1)
+    local row = z:select(1, i)
+    for k = 1, self.config.z do row:set(r:normal(), k) end
+  end
+  return z
+end
+
+Model.drums = drums
+return Model
