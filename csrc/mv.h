@@ -225,6 +225,9 @@ int mv_st_writer_bytes(mv_st_writer *w, unsigned char **out, size_t *len, mv_err
 /* Atomic: temporary file in the same folder, fsync, rename. */
 int mv_st_writer_save(mv_st_writer *w, const char *path, mv_err *err);
 
+/* SHA-256 of a buffer. */
+void mv_sha256(const void *data, size_t n, unsigned char out[32]);
+
 /* Atomic file write helper (temporary file + fsync + rename). */
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err);
 

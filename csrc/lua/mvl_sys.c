@@ -1,6 +1,7 @@
 /* mvl_sys.c -- BLAS information and threads, the clock. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <errno.h>
 #include <string.h>
@@ -68,6 +69,18 @@ static int l_fnv1a64(lua_State *L) {
   return 1;
 }
 
+/* core.sha256(s) -> 64 hex digits */
+static int l_sha256(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  unsigned char d[32];
+  char hex[65];
+  mv_sha256(s, n, d);
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+  lua_pushstring(L, hex);
+  return 1;
+}
+
 /* core.listdir(path) -> {{name = s, dir = bool}, ...} sorted by name, or nil, err */
 static int l_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -126,13 +139,48 @@ static int l_write_atomic(lua_State *L) {
   return 1;
 }
 
+/* SIGINT as a flag, for the training loop (opt-in: a host keeps its own handler). */
+static volatile sig_atomic_t got_sigint = 0;
+static struct sigaction old_sigint;
+static int sigint_installed = 0;
+
+static void on_sigint(int s) {
+  (void)s;
+  got_sigint = 1;
+}
+
+/* core.trap_sigint(on) ; core.sigint() -> true once after a Ctrl-C */
+static int l_trap_sigint(lua_State *L) {
+  int on = lua_toboolean(L, 1);
+  if (on && !sigint_installed) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sigint);
+    sigint_installed = 1;
+  } else if (!on && sigint_installed) {
+    sigaction(SIGINT, &old_sigint, NULL);
+    sigint_installed = 0;
+  }
+  got_sigint = 0;
+  return 0;
+}
+
+static int l_sigint(lua_State *L) {
+  lua_pushboolean(L, got_sigint);
+  got_sigint = 0;
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
 }
 
-static const luaL_Reg functions[] = {{"fnv1a64", l_fnv1a64}, {"listdir", l_listdir}, {"isdir", l_isdir},
-                                     {"isfile", l_isfile}, {"write_atomic", l_write_atomic}, {"isatty", l_isatty},{"blas_info", l_blas_info},   {"set_num_threads", l_set_num_threads},
+static const luaL_Reg functions[] = {{"fnv1a64", l_fnv1a64}, {"sha256", l_sha256}, {"listdir", l_listdir}, {"isdir", l_isdir},
+                                     {"isfile", l_isfile}, {"write_atomic", l_write_atomic}, {"isatty", l_isatty},
+                                     {"trap_sigint", l_trap_sigint}, {"sigint", l_sigint},{"blas_info", l_blas_info},   {"set_num_threads", l_set_num_threads},
                                      {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
                                      {"round_f16", l_round_f16},   {NULL, NULL}};
 

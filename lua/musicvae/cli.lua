@@ -95,6 +95,45 @@ local function help_text(cmd)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- Models --------------------------------------------------------------------
+--- The models folder: in-tree when running from a checkout, else installed beside the Lua modules.
+function M.models_dir()
+  local src = package.searchpath("musicvae.cli", package.path)
+  if src then
+    local lua_dir = src:match("^(.*)/musicvae/cli%.lua$")
+    if lua_dir then
+      local core = require "musicvae.core"
+      local intree = lua_dir .. "/../models"
+      if core.isdir(intree) then return intree end
+      if core.isdir(lua_dir .. "/musicvae/models") then return lua_dir .. "/musicvae/models" end
+    end
+  end
+  return nil
+end
+
+M.DEFAULT_MODEL = "gmd-4bar-small"
+
+--- M.resolve_model(spec) -> path: --model PATH_OR_NAME, else $MUSICVAE_MODEL, else the default.
+function M.resolve_model(spec)
+  spec = spec or os.getenv("MUSICVAE_MODEL") or M.DEFAULT_MODEL
+  local core = require "musicvae.core"
+  if core.isfile(spec) then return spec end
+  if not spec:find("/") and not spec:match("%.safetensors$") then
+    local dir = M.models_dir()
+    if dir and core.isfile(dir .. "/" .. spec .. ".safetensors") then return dir .. "/" .. spec .. ".safetensors" end
+    fail("no model named '%s' (looked in %s); pass --model PATH", spec, dir or "the models folder")
+  end
+  fail("%s: no such model file", spec)
+end
+
+function M.load_model(spec)
+  local Model = require "musicvae.model"
+  local path = M.resolve_model(spec)
+  local m, err = Model.load(path)
+  if not m then fail("%s", err) end
+  return m
+end
+
 -- Commands ------------------------------------------------------------------
 local commands, order = {}, {}
 
@@ -303,6 +342,451 @@ M.register {
       out:write(("steps cut by --max-bars: %d\n"):format(report.steps_truncated))
     end
     out:write(("wrote %s (drop list: %s)\n"):format(opts.output, report.drops_path))
+    return 0
+  end,
+}
+
+-- --set key=value: numbers, booleans, lists ({256,256} or 256,256) or strings
+local function parse_value(v)
+  if v == "true" then return true elseif v == "false" then return false end
+  local n = tonumber(v)
+  if n then return math.tointeger(n) or n end
+  local inner = v:match("^{(.*)}$") or (v:find(",") and v)
+  if inner then
+    local list = {}
+    for item in inner:gmatch("[^,%s]+") do list[#list + 1] = parse_value(item) end
+    return list
+  end
+  return v
+end
+M.parse_value = parse_value
+
+local function parse_sets(sets)
+  local out = {}
+  for _, kv in ipairs(sets or {}) do
+    local k, v = kv:match("^([%w_]+)=(.*)$")
+    if not k then usage_error("--set takes key=value, not '%s'", kv) end
+    out[k] = parse_value(v)
+  end
+  return out
+end
+
+local function clock_str(s)
+  s = math.max(0, math.floor(s + 0.5))
+  return ("%d:%02d:%02d"):format(s // 3600, s % 3600 // 60, s % 60)
+end
+
+M.register {
+  name = "train",
+  summary = "Train a model on a dataset file, logging to runs/NAME/log.csv and writing checkpoints there.",
+  usage = "train --data DATA.mvd [--config small] --out runs/NAME [--minutes M | --steps N] [--resume] [--seed S] [--set key=value ...]",
+  details = "Checkpoints (weights + training state) are written every --checkpoint-minutes and at the end;\n" ..
+    "Ctrl-C saves one and stops cleanly; --resume continues the newest one exactly.",
+  options = {
+    { name = "--data", arg = "DATA.mvd", help = "the dataset file (musicvae prepare)" },
+    { name = "--config", arg = "NAME", help = "tiny, small (default) or paper" },
+    { name = "--out", arg = "DIR", help = "the run folder (runs/NAME)" },
+    { name = "--minutes", arg = "M", type = "number", help = "train for this long",
+      check = function(v) return v > 0, "must be positive" end },
+    { name = "--steps", arg = "N", type = "integer", help = "train for this many more steps",
+      check = function(v) return v > 0, "must be positive" end },
+    { name = "--resume", type = "flag", help = "continue from the newest checkpoint in --out" },
+    { name = "--seed", arg = "S", type = "integer", help = "random seed (default 1)" },
+    { name = "--set", arg = "key=value", many = true, help = "override a config key (repeatable)" },
+    { name = "--log-every", arg = "N", type = "integer", help = "steps between log lines (default 50)" },
+    { name = "--val-every", arg = "N", type = "integer", help = "steps between validations (default 1000)" },
+    { name = "--checkpoint-minutes", arg = "M", type = "number", help = "minutes between checkpoints (default 10)" },
+    { name = "--keep", arg = "K", type = "integer", help = "checkpoints to keep (default 3)" },
+  },
+  run = function(opts, _, out, errout)
+    local core = require "musicvae.core"
+    local T = require "musicvae.train"
+    if not opts.data and not opts.resume then usage_error("train: --data is required") end
+    if not opts.out then usage_error("train: --out is required") end
+    if not opts.minutes and not opts.steps then usage_error("train: give --minutes or --steps") end
+    local tr, err = T.new { data = opts.data, config = opts.config, out = opts.out, seed = opts.seed,
+      resume = opts.resume, set = parse_sets(opts.set) }
+    if not tr and opts.resume and opts.data == nil then fail("%s", err) end
+    if not tr then fail("%s", err) end
+    if tr.resumed_from then out:write(("resuming %s at step %d\n"):format(tr.resumed_from, tr.step)) end
+    out:write(("training %s (%d parameters) on %d windows, batch %d, seed %d -> %s\n"):format(
+      tr.cfg.name or "custom", tr.model:numel(), tr.ds:size("train"), tr.cfg.batch_size, tr.seed, opts.out))
+    local tty = core.isatty(1)
+    core.trap_sigint(true)
+    local t0 = core.clock()
+    local res, rerr = tr:run {
+      minutes = opts.minutes, steps = opts.steps, log_every = opts.log_every, val_every = opts.val_every,
+      checkpoint_minutes = opts.checkpoint_minutes, keep = opts.keep,
+      interrupt = function() return core.sigint() end,
+      on_line = function(row, target, deadline)
+        local eta = ""
+        if deadline then eta = clock_str(deadline - core.clock())
+        elseif target then eta = clock_str((target - row.step) * (core.clock() - t0) / math.max(1, row.step - (tr.first_step or 0))) end
+        local line = ("epoch %d step %d %.0f seq/s eta %s loss %.3f recon %.3f kl %.2f beta %.3g p %.3f lr %.3g"):format(
+          row.epoch, row.step, row.seq_per_s or 0, eta, row.loss or 0, row.recon or 0, row.kl or 0, row.beta or 0,
+          row.p_sample or 0, row.lr or 0)
+        if row.val_loss then
+          line = line .. (" | val loss %.3f tf %.4f sampled %.4f"):format(row.val_loss, row.val_tf_accuracy,
+            row.val_sampled_accuracy)
+        end
+        if tty and not row.val_loss then out:write("\r", line, "\27[K") else out:write(tty and "\r" or "", line, "\n") end
+        out:flush()
+      end,
+    }
+    core.trap_sigint(false)
+    if not res then fail("%s", rerr) end
+    if tty then out:write("\n") end
+    local v = res.last_val
+    out:write(("%s after step %d (%s): checkpoint %s\n"):format(res.interrupted and "stopped" or "done", res.steps,
+      clock_str(res.seconds), res.checkpoint))
+    if v then
+      out:write(("validation: loss %.4f, tf_accuracy %.4f, sampled_accuracy %.4f\n"):format(v.loss, v.tf_accuracy,
+        v.sampled_accuracy))
+    end
+    return res.interrupted and 130 or 0
+  end,
+}
+
+M.register {
+  name = "eval",
+  summary = "Measure a model on a dataset split, a folder of MIDI files or one MIDI file.",
+  usage = "eval [--model M] DATA [--split validation] [--json]",
+  min_args = 1, max_args = 1,
+  options = {
+    { name = "--model", arg = "PATH|NAME", help = "model file or name (default: $MUSICVAE_MODEL or the shipped model)" },
+    { name = "--split", arg = "NAME", help = "split of a dataset file (default validation)" },
+    { name = "--json", type = "flag", help = "print one JSON object on the last line" },
+    { name = "--batch", arg = "N", type = "integer", help = "batch size (default 64)" },
+  },
+  run = function(opts, args, out)
+    local core = require "musicvae.core"
+    local Eval = require "musicvae.evaluate"
+    local m = M.load_model(opts.model)
+    local labels
+    if core.isfile(args[1]) and not args[1]:lower():match("%.midi?$") then
+      local Data = require "musicvae.data"
+      local ds, err = Data.load(args[1])
+      if not ds then fail("%s", err) end
+      local split = opts.split or "validation"
+      if not ds.splits[split] or ds:size(split) == 0 then fail("%s has no '%s' windows", args[1], split) end
+      labels = ds.splits[split].labels
+    else
+      if not core.isfile(args[1]) and not core.isdir(args[1]) then fail("%s: no such file or folder", args[1]) end
+      local err
+      labels, err = Eval.windows_from_midi(args[1])
+      if not labels then fail("%s", err) end
+    end
+    local r = Eval.metrics(m, labels, { batch_size = opts.batch or 64 })
+    r.model = m.path
+    if opts.json then
+      out:write(json.encode(r), "\n")
+    else
+      out:write(("%s on %d windows: tf_accuracy %.4f, sampled_accuracy %.4f, recon_nll %.3f, kl %.3f\n"):format(
+        m.path or "model", r.windows, r.tf_accuracy, r.sampled_accuracy, r.recon_nll, r.kl))
+    end
+    return 0
+  end,
+}
+
+-- Generation commands ------------------------------------------------------------
+local function read_all(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
+local function temp_str(t) return ("%g"):format(t) end
+
+local GEN_OPTIONS = {
+  model = { name = "--model", arg = "PATH|NAME", help = "model file or name (default: $MUSICVAE_MODEL or gmd-4bar-small)" },
+  out = { name = "--output", short = "-o", arg = "DIR", help = "folder for the MIDI files and .json sidecars (required)" },
+  temperature = { name = "--temperature", arg = "T", type = "number", help = "softmax temperature, 0 = argmax",
+    check = function(v) return v >= 0 and v <= 100, "must be between 0 and 100" end },
+  seed = { name = "--seed", arg = "S", type = "integer", help = "random seed (default: one is picked and printed)" },
+  kit = { name = "--kit", arg = "FILE.lua", help = "class -> pitch map for the written files" },
+  force = { name = "--force", type = "flag", help = "overwrite existing files" },
+  quiet = { name = "--quiet", short = "-q", type = "flag", help = "do not print the grids" },
+  bar = { name = "--bar", arg = "K", type = "integer", help = "use the window starting at bar K of a longer input",
+    check = function(v) return v >= 1, "must be at least 1" end },
+  drum_channel = { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the drums (default 10)" },
+}
+
+local function pick_seed(opts, out)
+  if opts.seed then return opts.seed end
+  local core = require "musicvae.core"
+  local s = math.floor((os.time() * 1000 + math.floor(core.clock() * 1000)) % 2147483647)
+  out:write(("seed %d\n"):format(s))
+  return s
+end
+
+-- The model, its path and its fingerprint.
+local function gen_model(opts)
+  local core = require "musicvae.core"
+  local m = M.load_model(opts.model)
+  local bytes = read_all(m.path)
+  m.sha256 = bytes and core.sha256(bytes) or ""
+  return m
+end
+
+--- Input windows of a MIDI file: list of {labels, first_bar}, and the file's qpm.
+local function input_windows(path, opts)
+  local Data = require "musicvae.data"
+  local midi = require "musicvae.midi"
+  local info, err = midi.labels(path, { drum_channel = drum_channel_opt(opts.drum_channel) })
+  if not info then fail("%s", err) end
+  local res = Data.file_windows(path, { drum_channel = drum_channel_opt(opts.drum_channel) })
+  if #res.windows == 0 then
+    fail("%s: no 4-bar drum window (%s%s)", path, res.drop or "none found",
+      res.detail and res.detail ~= "" and (": " .. res.detail) or "")
+  end
+  return res.windows, info.qpm
+end
+
+local function choose_window(path, windows, bar, out, say)
+  if bar then
+    for _, w in ipairs(windows) do
+      if w.first_bar == bar then return w end
+    end
+    local bars = {}
+    for i, w in ipairs(windows) do if i <= 20 then bars[#bars + 1] = tostring(w.first_bar) end end
+    fail("%s: no 4-bar window starts at bar %d (windows start at bars %s%s)", path, bar, table.concat(bars, ", "),
+      #windows > 20 and ", ..." or "")
+  end
+  if say and #windows > 1 then
+    out:write(("%s: using the window at bars %d-%d (of %d windows; --bar K picks another)\n"):format(path,
+      windows[1].first_bar, windows[1].first_bar + 3, #windows))
+  end
+  return windows[1]
+end
+
+-- Writes each item as DIR/<mode>-s<seed>-t<temp>-<index>.mid + .json; nothing is written if any exists.
+local function write_outputs(opts, out, m, mode, seed, temperature, items)
+  local core = require "musicvae.core"
+  local midi = require "musicvae.midi"
+  local dir = opts.output
+  if not dir then usage_error("%s: -o DIR is required", mode) end
+  if not core.isdir(dir) then
+    os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+    if not core.isdir(dir) then fail("%s: cannot create the folder", dir) end
+  end
+  local kit
+  if opts.kit then
+    local err
+    kit, err = midi.load_kit(opts.kit)
+    if not kit then fail("%s", err) end
+  end
+  local stems = {}
+  for i, it in ipairs(items) do
+    stems[i] = ("%s/%s-s%d-t%s-%s"):format(dir, mode, seed, temp_str(temperature),
+      it.suffix or ("%03d"):format(it.index))
+    if not opts.force then
+      for _, ext in ipairs { ".mid", ".json" } do
+        if core.isfile(stems[i] .. ext) then fail("%s exists; use --force to overwrite", stems[i] .. ext) end
+      end
+    end
+  end
+  for i, it in ipairs(items) do
+    local ok, err = midi.write(stems[i] .. ".mid", it.pattern, { kit = kit, qpm = it.pattern.qpm })
+    if not ok then fail("%s", err) end
+    local side = json.ordered {
+      { "mode", mode }, { "model", m.path }, { "model_sha256", m.sha256 }, { "seed", seed },
+      { "index", it.index }, { "temperature", temperature }, { "qpm", it.pattern.qpm }, { "bars", it.pattern.bars },
+      { "inputs", json.array(it.inputs or {}) }, { "z", json.array(it.z or {}) },
+    }
+    ok, err = core.write_atomic(stems[i] .. ".json", json.encode(side) .. "\n")
+    if not ok then fail("%s", err) end
+    out:write(stems[i], ".mid\n")
+    if not opts.quiet and not it.no_grid then out:write(tostring(it.pattern), "\n") end
+  end
+end
+
+local function zrow(z, i)
+  return z:select(1, i):totable()
+end
+
+M.register {
+  name = "sample",
+  summary = "Generate new drum patterns from the model's prior.",
+  usage = "sample [--model M] [-n 8] [--temperature 0.5] [--seed S] [--qpm 120] -o DIR [--kit FILE.lua] [--force]",
+  options = { GEN_OPTIONS.model, GEN_OPTIONS.out,
+    { name = "--n", short = "-n", arg = "N", type = "integer", help = "how many patterns (default 8)",
+      check = function(v) return v >= 1 and v <= 10000, "must be 1-10000" end },
+    GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
+    { name = "--qpm", arg = "QPM", type = "number", help = "tempo of the written files (default 120)",
+      check = function(v) return v > 0 and v < 1000, "must be between 0 and 1000" end },
+    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet },
+  run = function(opts, _, out)
+    if not opts.output then usage_error("sample: -o DIR is required") end
+    local m = gen_model(opts)
+    local seed = pick_seed(opts, out)
+    local t = opts.temperature or 0.5
+    local pats, z = m:sample { n = opts.n or 8, temperature = t, seed = seed, qpm = opts.qpm or 120 }
+    local items = {}
+    for i, p in ipairs(pats) do items[i] = { pattern = p, index = i, z = zrow(z, i) } end
+    write_outputs(opts, out, m, "sample", seed, t, items)
+    return 0
+  end,
+}
+
+M.register {
+  name = "reconstruct",
+  summary = "Encode a MIDI file's 4-bar windows and decode them again (every window, or --bar K).",
+  usage = "reconstruct [--model M] IN.mid -o DIR [--bar K] [--temperature T] [--seed S] [--force]",
+  min_args = 1, max_args = 1,
+  options = { GEN_OPTIONS.model, GEN_OPTIONS.out, GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
+    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("reconstruct: -o DIR is required") end
+    local windows, qpm = input_windows(args[1], opts)
+    if opts.bar then windows = { choose_window(args[1], windows, opts.bar, out) } end
+    local m = gen_model(opts)
+    local t = opts.temperature or 0
+    local seed = opts.seed or 0
+    local P = require "musicvae.pattern"
+    local pats = {}
+    for i, w in ipairs(windows) do pats[i] = P.new { labels = w.labels, qpm = qpm } end
+    local rec, mu = m:reconstruct(pats, { temperature = t, seed = seed, qpm = qpm })
+    local items = {}
+    for i, p in ipairs(rec) do
+      items[i] = { pattern = p, index = i, z = zrow(mu, i),
+        inputs = { json.ordered { { "file", args[1] }, { "bar", windows[i].first_bar } } } }
+    end
+    write_outputs(opts, out, m, "reconstruct", seed, t, items)
+    return 0
+  end,
+}
+
+M.register {
+  name = "interpolate",
+  summary = "Walk between two drum patterns in latent space (slerp between their mu's; --lerp for linear).",
+  usage = "interpolate [--model M] A.mid B.mid [--steps 8] [--lerp] -o DIR [--bar K] [--temperature T] [--seed S]",
+  min_args = 2, max_args = 2,
+  options = { GEN_OPTIONS.model, GEN_OPTIONS.out,
+    { name = "--steps", arg = "N", type = "integer", help = "points including both ends (default 8)",
+      check = function(v) return v >= 2 and v <= 1000, "must be 2-1000" end },
+    { name = "--lerp", type = "flag", help = "linear instead of spherical interpolation" },
+    GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.kit, GEN_OPTIONS.force,
+    GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("interpolate: -o DIR is required") end
+    local P = require "musicvae.pattern"
+    local wa, qa = input_windows(args[1], opts)
+    local wb = input_windows(args[2], opts)
+    local a = choose_window(args[1], wa, opts.bar, out, true)
+    local b = choose_window(args[2], wb, opts.bar, out, true)
+    local m = gen_model(opts)
+    local t = opts.temperature or 0
+    local seed = opts.seed or 0
+    local pats, z = m:interpolate(P.new { labels = a.labels, qpm = qa }, P.new { labels = b.labels, qpm = qa },
+      { steps = opts.steps or 8, lerp = opts.lerp, temperature = t, seed = seed, qpm = qa })
+    local inputs = { json.ordered { { "file", args[1] }, { "bar", a.first_bar } },
+      json.ordered { { "file", args[2] }, { "bar", b.first_bar } } }
+    local items, all = {}, {}
+    for i, p in ipairs(pats) do
+      items[i] = { pattern = p, index = i, z = zrow(z, i), inputs = inputs }
+      for _, l in ipairs(p.labels) do all[#all + 1] = l end
+    end
+    items[#items + 1] = { pattern = P.new { labels = all, qpm = qa, steps_per_bar = 16 }, index = 0, suffix = "all",
+      inputs = inputs, no_grid = true }
+    write_outputs(opts, out, m, "interpolate", seed, t, items)
+    return 0
+  end,
+}
+
+M.register {
+  name = "similar",
+  summary = "Variations on a drum pattern: z = s * mu + (1 - s) * noise, as magenta.js.",
+  usage = "similar [--model M] IN.mid [--similarity 0.8] [-n 4] -o DIR [--bar K] [--temperature T] [--seed S]",
+  min_args = 1, max_args = 1,
+  options = { GEN_OPTIONS.model, GEN_OPTIONS.out,
+    { name = "--similarity", arg = "S", type = "number", help = "0 (unrelated) to 1 (the input's mu); default 0.8",
+      check = function(v) return v >= 0 and v <= 1, "must be in [0, 1]" end },
+    { name = "--n", short = "-n", arg = "N", type = "integer", help = "how many (default 4)",
+      check = function(v) return v >= 1 and v <= 10000, "must be 1-10000" end },
+    GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.kit, GEN_OPTIONS.force,
+    GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("similar: -o DIR is required") end
+    local P = require "musicvae.pattern"
+    local ws, q = input_windows(args[1], opts)
+    local w = choose_window(args[1], ws, opts.bar, out, true)
+    local m = gen_model(opts)
+    local seed = pick_seed(opts, out)
+    local t = opts.temperature or 0.5
+    local pats, z = m:similar(P.new { labels = w.labels, qpm = q },
+      { similarity = opts.similarity or 0.8, n = opts.n or 4, temperature = t, seed = seed, qpm = q })
+    local items = {}
+    for i, p in ipairs(pats) do
+      items[i] = { pattern = p, index = i, z = zrow(z, i),
+        inputs = { json.ordered { { "file", args[1] }, { "bar", w.first_bar } } } }
+    end
+    write_outputs(opts, out, m, "similar", seed, t, items)
+    return 0
+  end,
+}
+
+M.register {
+  name = "show",
+  summary = "Print a MIDI file's drum grid (rows = instruments, columns = steps, bar lines); --svg draws it.",
+  usage = "show FILE.mid [--svg OUT.svg] [--drum-channel N|all]",
+  min_args = 1, max_args = 1,
+  options = { { name = "--svg", arg = "OUT.svg", help = "also draw the grid as an SVG file" }, GEN_OPTIONS.drum_channel },
+  run = function(opts, args, out)
+    local midi = require "musicvae.midi"
+    local P = require "musicvae.pattern"
+    local r, err = midi.labels(args[1], { drum_channel = drum_channel_opt(opts.drum_channel) })
+    if not r then fail("%s", err) end
+    local p = P.new { labels = r.labels, qpm = r.qpm, steps_per_bar = 16 }
+    out:write(("%s: %d bars, %.6g qpm\n"):format(args[1], p.bars, r.qpm), tostring(p), "\n")
+    if opts.svg then
+      local core = require "musicvae.core"
+      local ok, werr = core.write_atomic(opts.svg, require("musicvae.svg").grid(p, args[1]))
+      if not ok then fail("%s", werr) end
+      out:write("wrote ", opts.svg, "\n")
+    end
+    return 0
+  end,
+}
+
+M.register {
+  name = "plot",
+  summary = "Draw a training log (runs/NAME/log.csv) as SVG curves: loss, KL, beta, p, lr, validation accuracy.",
+  usage = "plot runs/NAME/log.csv -o curves.svg",
+  min_args = 1, max_args = 1,
+  options = { GEN_OPTIONS.out },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("plot: -o OUT.svg is required") end
+    local f = io.open(args[1], "r")
+    if not f then fail("%s: cannot open", args[1]) end
+    local header = f:read("l")
+    local names = {}
+    for n in (header or ""):gmatch("[^,]+") do names[#names + 1] = n end
+    if names[1] ~= "step" then
+      f:close()
+      fail("%s: not a musicvae training log (no step column)", args[1])
+    end
+    local cols = {}
+    for _, n in ipairs(names) do cols[n] = {} end
+    local row = 0
+    for line in f:lines() do
+      row = row + 1
+      local i = 0
+      for field in (line .. ","):gmatch("([^,]*),") do
+        i = i + 1
+        if names[i] then cols[names[i]][row] = tonumber(field) end
+      end
+    end
+    f:close()
+    local svg = require("musicvae.svg").curves(cols, {
+      { "loss (train, val)", { "loss", "val_loss" } }, { "reconstruction (nats)", { "recon" } },
+      { "KL (nats)", { "kl" } }, { "beta and sampling p", { "beta", "p_sample" } },
+      { "learning rate", { "lr" } }, { "validation accuracy", { "val_tf_accuracy", "val_sampled_accuracy" } },
+    }, args[1])
+    local ok, err = require("musicvae.core").write_atomic(opts.output, svg)
+    if not ok then fail("%s", err) end
+    out:write("wrote ", opts.output, "\n")
     return 0
   end,
 }

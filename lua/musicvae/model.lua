@@ -238,5 +238,95 @@ function Model:sample_z(n, seed, first_index)
   return z
 end
 
+-- Generation -------------------------------------------------------------------
+local function check_temp(t)
+  if type(t) ~= "number" or t < 0 or t ~= t then error("temperature must be a number >= 0", 3) end
+end
+
+--- m:sample{n = 8, temperature = 0.5, seed = s, qpm = 120, first_index = 1}
+-- -> patterns, z. Pattern i uses z from (seed, "z", i) and draws from
+-- (seed, "categorical", i), whatever n.
+function Model:sample(o)
+  o = o or {}
+  local n = o.n or 1
+  if math.type(n) ~= "integer" or n < 1 then error("sample: n must be a positive integer", 2) end
+  local temp = o.temperature or 0.5
+  check_temp(temp)
+  local seed = o.seed or 0
+  local z = self:sample_z(n, seed, o.first_index)
+  return self:decode(z, { temperature = temp, seed = seed, first_index = o.first_index, qpm = o.qpm }), z
+end
+
+--- m:reconstruct(patterns, {temperature = 0, seed = 0}) -> patterns (decoded from each mu), mu
+function Model:reconstruct(patterns, o)
+  o = o or {}
+  local list, single = as_list(patterns)
+  local mu = self:encode(list)
+  local out = self:decode(mu, { temperature = o.temperature or 0, seed = o.seed or 0, first_index = o.first_index,
+    qpm = o.qpm or P.new(list[1]).qpm })
+  return single and out[1] or out, mu
+end
+
+--- Spherical interpolation between two vectors (magenta's slerp); lerp when parallel.
+local function slerp(a, b, t)
+  local na, nb, dot = 0, 0, 0
+  for i = 1, #a do
+    na, nb = na + a[i] * a[i], nb + b[i] * b[i]
+  end
+  na, nb = math.sqrt(na), math.sqrt(nb)
+  for i = 1, #a do dot = dot + a[i] / na * b[i] / nb end
+  dot = math.max(-1, math.min(1, dot))
+  local omega = math.acos(dot)
+  local out = {}
+  if math.abs(math.sin(omega)) < 1e-8 then
+    for i = 1, #a do out[i] = (1 - t) * a[i] + t * b[i] end
+    return out
+  end
+  local so = math.sin(omega)
+  local ca, cb = math.sin((1 - t) * omega) / so, math.sin(t * omega) / so
+  for i = 1, #a do out[i] = ca * a[i] + cb * b[i] end
+  return out
+end
+Model.slerp = slerp
+
+--- m:interpolate(a, b, {steps = 8, lerp = false, temperature = 0, seed = 0})
+-- -> patterns (steps of them, endpoints included), z. Slerp between the mu's, as magenta.
+function Model:interpolate(a, b, o)
+  o = o or {}
+  local steps = o.steps or 8
+  if math.type(steps) ~= "integer" or steps < 2 then error("interpolate: steps must be an integer >= 2", 2) end
+  local mu = self:encode { a, b }
+  local ma, mb = mu:select(1, 1):totable(), mu:select(1, 2):totable()
+  local z = core.zeros(steps, self.config.z)
+  for i = 1, steps do
+    local t = (i - 1) / (steps - 1)
+    local v
+    if o.lerp then
+      v = {}
+      for k = 1, #ma do v[k] = (1 - t) * ma[k] + t * mb[k] end
+    else
+      v = slerp(ma, mb, t)
+    end
+    for k = 1, #v do z:set(v[k], i, k) end
+  end
+  return self:decode(z, { temperature = o.temperature or 0, seed = o.seed or 0, qpm = o.qpm or P.new(a).qpm }), z
+end
+
+--- m:similar(p, {similarity = 0.8, n = 4, temperature = 0.5, seed = 0})
+-- -> patterns, z: z_i = s * mu + (1 - s) * noise_i (magenta.js), noise_i from (seed, "z", i).
+function Model:similar(p, o)
+  o = o or {}
+  local s = o.similarity or 0.8
+  if type(s) ~= "number" or s < 0 or s > 1 then error("similar: similarity must be in [0, 1]", 2) end
+  local n = o.n or 4
+  local mu = self:encode { p }
+  local noise = self:sample_z(n, o.seed or 0)
+  local z = core.zeros(n, self.config.z)
+  for i = 1, n do
+    for k = 1, self.config.z do z:set(s * mu:get(1, k) + (1 - s) * noise:get(i, k), i, k) end
+  end
+  return self:decode(z, { temperature = o.temperature or 0.5, seed = o.seed or 0, qpm = o.qpm or P.new(p).qpm }), z
+end
+
 Model.drums = drums
 return Model

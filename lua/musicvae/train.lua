@@ -1,0 +1,290 @@
+--- The training loop: seeded data order, Adam with clipping, the schedules,
+-- validation, log.csv, atomic checkpoints (last K and the best), exact resume
+-- and a clean stop on SIGINT.
+--
+-- Random streams (see the conventions): data order of epoch e from
+-- (seed, "data", e); z draws from (seed, "z"); scheduled-sampling coins and
+-- draws from (seed, "sampling"); their states and the data cursor are saved in
+-- the training state, so a resumed run continues bit for bit.
+local core = require "musicvae.core"
+local json = require "musicvae.json"
+local Data = require "musicvae.data"
+local Model = require "musicvae.model"
+local Schedules = require "musicvae.schedules"
+local Eval = require "musicvae.evaluate"
+
+local T = {}
+
+T.LOG_COLUMNS = { "step", "epoch", "seconds", "seq_per_s", "loss", "recon", "kl", "beta", "p_sample", "lr",
+  "grad_norm", "skipped", "val_loss", "val_tf_accuracy", "val_sampled_accuracy" }
+
+local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+local function unhex(h) return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)) end
+
+local function mkdir_p(path)
+  if core.isdir(path) then return true end
+  local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+  if not ok or not core.isdir(path) then return nil, path .. ": cannot create the folder" end
+  return true
+end
+
+--- Checkpoints in a run folder, newest first: {{step = n, path = ...}}
+function T.checkpoints(dir)
+  local entries = core.listdir(dir) or {}
+  local out = {}
+  for _, e in ipairs(entries) do
+    local step = e.name:match("^ckpt%-(%d+)%.safetensors$")
+    if step then out[#out + 1] = { step = tonumber(step), path = dir .. "/" .. e.name } end
+  end
+  table.sort(out, function(a, b) return a.step > b.step end)
+  return out
+end
+
+local Trainer = {}
+Trainer.__index = Trainer
+
+--- T.new{data = path|dataset, config = name|table, out = dir, seed = 1, resume = bool,
+--        set = {key = value}, log = function(line) | nil, progress = bool}
+-- -> trainer, or nil, err
+function T.new(o)
+  local ds = o.data
+  if type(ds) == "string" then
+    local err
+    ds, err = Data.load(ds)
+    if not ds then return nil, err end
+  end
+  if ds:size("train") == 0 then return nil, "the dataset has no training windows" end
+  local ok, err = mkdir_p(o.out)
+  if not ok then return nil, err end
+  local tr = setmetatable({ ds = ds, out = o.out, log_fn = o.log, progress = o.progress }, Trainer)
+  local ckpts = T.checkpoints(o.out)
+  if o.resume and #ckpts > 0 then
+    local m, merr = Model.load(ckpts[1].path)
+    if not m then return nil, merr end
+    local meta, serr = m:load_state(ckpts[1].path:gsub("%.safetensors$", ".state.safetensors"))
+    if not meta then return nil, serr end
+    tr.model, tr.cfg = m, m.config
+    tr.seed = tonumber(meta.seed)
+    tr.step, tr.epoch, tr.cursor = tonumber(meta.step), tonumber(meta.epoch), tonumber(meta.cursor)
+    tr.seconds = tonumber(meta.seconds)
+    tr.best = tonumber(meta.best_val_loss)
+    tr.skipped = tonumber(meta.skipped) or 0
+    tr.rng_z = core.rng(0)
+    tr.rng_s = core.rng(0)
+    assert(tr.rng_z:set_state(unhex(meta.rng_z)))
+    assert(tr.rng_s:set_state(unhex(meta.rng_sampling)))
+    tr.resumed_from = ckpts[1].path
+  elseif not o.resume and #ckpts > 0 and not o.force then
+    return nil, o.out .. " already holds checkpoints; use --resume to continue or another --out"
+  else
+    local cfgok, cfg = pcall(Model.config, o.config or "small", o.set)
+    if not cfgok then return nil, tostring(cfg):gsub("^.-:%d+: ", "") end
+    tr.seed = o.seed or 1
+    local mok, m = pcall(Model.new, cfg, tr.seed)
+    if not mok then return nil, tostring(m):gsub("^.-:%d+: ", "") end
+    tr.model, tr.cfg = m, cfg
+    tr.step, tr.epoch, tr.cursor, tr.seconds, tr.skipped = 0, 0, 1, 0, 0
+    tr.rng_z = core.rng(tr.seed, "z")
+    tr.rng_s = core.rng(tr.seed, "sampling")
+  end
+  local cfg = tr.cfg
+  if tr.ds.bars ~= cfg.bars then
+    return nil, ("the dataset has %d-bar windows, the config %d bars"):format(tr.ds.bars, cfg.bars)
+  end
+  local sok, sched = pcall(Schedules.from_config, cfg)
+  if not sok then return nil, tostring(sched):gsub("^.-:%d+: ", "") end
+  tr.sched = sched
+  tr.free_nats = (cfg.free_bits or 0) * math.log(2)
+  tr.order = ds:order("train", tr.seed, tr.epoch)
+  tr.log_path = o.out .. "/log.csv"
+  if not (o.resume and tr.resumed_from) then
+    local f = io.open(tr.log_path, "w")
+    if not f then return nil, tr.log_path .. ": cannot write" end
+    f:write(table.concat(T.LOG_COLUMNS, ","), "\n")
+    f:close()
+    local cf = io.open(o.out .. "/config.json", "w")
+    if cf then
+      cf:write(json.encode(cfg), "\n")
+      cf:close()
+    end
+  end
+  return tr
+end
+
+function Trainer:lr() return self.sched.lr(self.step) end
+
+-- The next batch of the epoch order; a new epoch (and order) when fewer than B remain.
+function Trainer:next_batch()
+  local B = self.cfg.batch_size
+  if self.cursor + B - 1 > #self.order then
+    self.epoch = self.epoch + 1
+    self.order = self.ds:order("train", self.seed, self.epoch)
+    self.cursor = 1
+    if B > #self.order then error("batch size is larger than the training split", 0) end
+  end
+  local labels = self.ds.splits.train.labels
+  local b = core.zeros(B, labels:size(2))
+  for k = 0, B - 1 do b:select(1, k + 1):copy(labels:select(1, self.order[self.cursor + k])) end
+  self.cursor = self.cursor + B
+  return b
+end
+
+--- One optimisation step -> stats (loss, recon, kl, beta, p_sample, lr, grad_norm, skipped)
+function Trainer:step_once()
+  local cfg = self.cfg
+  local B = cfg.batch_size
+  local batch = self:next_batch()
+  local beta = self.sched.beta(self.step)
+  local p = self.sched.sampling(self.step)
+  local lr = self.sched.lr(self.step)
+  local eps = core.randn(self.rng_z, { B, cfg.z })
+  local opts = { eps = eps, beta = beta, free_nats = self.free_nats, p_sample = p, backward = true }
+  if p > 0 then
+    opts.coins = core.rand(self.rng_s, { B, cfg.bars, cfg.steps_per_bar })
+    opts.draws = core.rand(self.rng_s, { B, cfg.bars, cfg.steps_per_bar })
+  end
+  local vae = self.model.vae
+  vae:zero_grad()
+  local st = vae:forward(batch, opts)
+  local norm, skipped = vae:adam_step { lr = lr, clip_norm = cfg.grad_clip, zero_above = cfg.grad_norm_clip_to_zero }
+  self.step = self.step + 1
+  if skipped then self.skipped = self.skipped + 1 end
+  return { loss = st.loss, recon = st.recon, kl = st.kl, beta = beta, p_sample = p, lr = lr, grad_norm = norm,
+    skipped = skipped, accuracy = st.accuracy }
+end
+
+--- Validation metrics on the validation split (z = mu), or nil without one.
+function Trainer:validate()
+  local v = self.ds.splits.validation
+  if not v or v.labels:size(1) == 0 then return nil end
+  return Eval.metrics(self.model, v.labels, { batch_size = 64, beta = self.sched.beta(self.step),
+    free_nats = self.free_nats })
+end
+
+local function ckpt_meta(self)
+  return { dataset = self.ds.meta.root or "", dataset_checksum = self.ds.meta.checksum or "",
+    step = tostring(self.step), license = "Groove MIDI Dataset: CC BY 4.0 (Magenta)" }
+end
+
+--- best.safetensors whenever the validation loss improves (the weights of that moment).
+function Trainer:save_best(val)
+  if not val or (self.best and val.loss >= self.best) then return true end
+  self.best = val.loss
+  local meta = ckpt_meta(self)
+  meta.val_loss = ("%.6g"):format(val.loss)
+  meta.val_tf_accuracy = ("%.6g"):format(val.tf_accuracy)
+  meta.val_sampled_accuracy = ("%.6g"):format(val.sampled_accuracy)
+  return self.model:save(self.out .. "/best.safetensors", { metadata = meta })
+end
+
+--- Writes ckpt-<step> (+ .state) and keeps the newest `keep`.
+function Trainer:checkpoint(keep)
+  local name = ("%s/ckpt-%08d"):format(self.out, self.step)
+  local meta = ckpt_meta(self)
+  local ok, err = self.model:save(name .. ".safetensors", { metadata = meta })
+  if not ok then return nil, err end
+  ok, err = self.model:save_state(name .. ".state.safetensors", { extra = {
+    seed = tostring(self.seed), step = tostring(self.step), epoch = tostring(self.epoch),
+    cursor = tostring(self.cursor), seconds = ("%.17g"):format(self.seconds),
+    best_val_loss = self.best and ("%.17g"):format(self.best) or "",
+    skipped = tostring(self.skipped),
+    rng_z = hex(self.rng_z:state()), rng_sampling = hex(self.rng_s:state()),
+  } })
+  if not ok then return nil, err end
+  for i, c in ipairs(T.checkpoints(self.out)) do
+    if i > (keep or 3) then
+      os.remove(c.path)
+      os.remove((c.path:gsub("%.safetensors$", ".state.safetensors")))
+    end
+  end
+  return name .. ".safetensors"
+end
+
+local function fmt(x)
+  if x == nil then return "" end
+  if type(x) == "boolean" then return x and "1" or "0" end
+  if math.type(x) == "integer" then return tostring(x) end
+  return ("%.6g"):format(x)
+end
+
+function Trainer:append_log(row)
+  local f = io.open(self.log_path, "a")
+  if not f then return end
+  local vals = {}
+  for i, c in ipairs(T.LOG_COLUMNS) do vals[i] = fmt(row[c]) end
+  f:write(table.concat(vals, ","), "\n")
+  f:close()
+end
+
+--- tr:run{steps = n | minutes = m, log_every = 50, val_every = 1000, checkpoint_minutes = 10, keep = 3,
+--         on_line = function(text), interrupt = function() -> bool}
+-- -> summary {steps, seconds, interrupted, last_val, checkpoint}
+function Trainer:run(o)
+  local t_start = core.clock()
+  local base_seconds = self.seconds
+  local target_step = o.steps and (self.step + o.steps) or nil
+  if o.until_step then target_step = o.until_step end
+  local deadline = o.minutes and (t_start + o.minutes * 60) or nil
+  local log_every, val_every = o.log_every or 50, o.val_every or 1000
+  local ck_every = (o.checkpoint_minutes or 10) * 60
+  local last_ck = core.clock()
+  local acc = { n = 0, loss = 0, recon = 0, kl = 0, grad_norm = 0 }
+  local win_t, win_seqs = core.clock(), 0
+  local last_val, interrupted
+  local B = self.cfg.batch_size
+  while true do
+    if target_step and self.step >= target_step then break end
+    if deadline and core.clock() >= deadline then break end
+    if o.interrupt and o.interrupt() then
+      interrupted = true
+      break
+    end
+    local s = self:step_once()
+    self.seconds = base_seconds + (core.clock() - t_start)
+    win_seqs = win_seqs + B
+    acc.n = acc.n + 1
+    for _, k in ipairs { "loss", "recon", "kl", "grad_norm" } do acc[k] = acc[k] + s[k] end
+    local val
+    if val_every > 0 and self.step % val_every == 0 then
+      local tv = core.clock()
+      val = self:validate()
+      win_t = win_t + (core.clock() - tv) -- seq/s counts training time only
+      last_val = val or last_val
+      local ok, err = self:save_best(val)
+      if not ok then return nil, err end
+    end
+    if self.step % log_every == 0 or val then
+      local now = core.clock()
+      local row = { step = self.step, epoch = self.epoch, seconds = self.seconds,
+        seq_per_s = win_seqs / math.max(1e-9, now - win_t),
+        loss = acc.loss / acc.n, recon = acc.recon / acc.n, kl = acc.kl / acc.n, beta = s.beta,
+        p_sample = s.p_sample, lr = s.lr, grad_norm = acc.grad_norm / acc.n, skipped = self.skipped }
+      if val then
+        row.val_loss, row.val_tf_accuracy, row.val_sampled_accuracy = val.loss, val.tf_accuracy, val.sampled_accuracy
+      end
+      self:append_log(row)
+      if o.on_line then o.on_line(row, target_step, deadline) end
+      acc = { n = 0, loss = 0, recon = 0, kl = 0, grad_norm = 0 }
+      win_t, win_seqs = now, 0
+    end
+    if core.clock() - last_ck >= ck_every then
+      local _, err = self:checkpoint(o.keep)
+      if err then return nil, err end
+      last_ck = core.clock()
+    end
+  end
+  local val = self:validate()
+  last_val = val or last_val
+  local bok, berr = self:save_best(val)
+  if not bok then return nil, berr end
+  if val then
+    self:append_log { step = self.step, epoch = self.epoch, seconds = self.seconds, val_loss = val.loss,
+      val_tf_accuracy = val.tf_accuracy, val_sampled_accuracy = val.sampled_accuracy, skipped = self.skipped }
+  end
+  local path, err = self:checkpoint(o.keep)
+  if not path then return nil, err end
+  return { steps = self.step, seconds = self.seconds, interrupted = interrupted, last_val = last_val, checkpoint = path }
+end
+
+T.Trainer = Trainer
+return T
