@@ -17,6 +17,7 @@ dependencies = {
 }
 external_dependencies = {
   OPENBLAS = { library = "openblas" },
+  SMF = { header = "smf.h", library = "smf" },
 }
 build = {
   type = "cmake",
