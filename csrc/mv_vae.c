@@ -607,37 +607,50 @@ static int argmax_row(const mv_real *x, int V) {
  * next_label != NULL it is called after each step to choose lab[t+1]. */
 typedef void (*next_label_fn)(void *ctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next);
 
-static void decoder_run(mv_vae *m, mv_vae_ws *w, int N, int T, const mv_real *emb, const mv_real *S, next_label_fn next,
-                        void *ctx, mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
+/* One decoder time step t over N rows: the stack, then logits and
+ * softmax(logits / temperature) for that step. Step 0 starts from the state S
+ * (already tanh'd); later steps from step t - 1. lab[t] must be set. */
+static void decoder_step(mv_vae *m, mv_vae_ws *w, int N, int t, const mv_real *emb, const mv_real *S,
+                         mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
   const mv_vae_config *c = &m->cfg;
   int V = c->vocab, E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers);
-  for (int t = 0; t < T; t++) {
-    for (int l = 0; l < c->dec_layers; l++) {
-      int H = c->dec[l], xin = l == 0 ? E : c->dec[l - 1], K = xin + H;
-      mv_real *xh = w->d_xh[l] + (size_t)t * N * K;
-      const mv_real *hp, *cp;
-      if (t == 0) {
-        hp = split_state((mv_real *)S, c->dec, l, N, ds, 1, h0buf);
-        cp = split_state((mv_real *)S, c->dec, l, N, ds, 0, c0buf + (size_t)l * N * H);
-      } else {
-        hp = w->d_h[l] + (size_t)(t - 1) * N * H;
-        cp = w->d_c[l] + (size_t)(t - 1) * N * H;
-      }
-      for (int n = 0; n < N; n++) {
-        mv_real *x = xh + (size_t)n * K;
-        if (l == 0) memcpy(x, emb + (size_t)n * E, sizeof(mv_real) * (size_t)E);
-        else memcpy(x, w->d_h[l - 1] + ((size_t)t * N + n) * xin, sizeof(mv_real) * (size_t)xin);
-        memcpy(x + xin, hp + (size_t)n * H, sizeof(mv_real) * (size_t)H);
-      }
-      const mv_real *W = PW(m, m->dec[l].kernel);
-      lstm_fwd_step(N, K, H, l == 0 ? W + (size_t)V * G4(H) : W, PW(m, m->dec[l].bias), xh, l == 0 ? W : NULL,
-                    l == 0 ? w->lab + (size_t)t * N : NULL, cp, w->d_g[l] + (size_t)t * N * G4(H),
-                    w->d_c[l] + (size_t)t * N * H, w->d_h[l] + (size_t)t * N * H);
+  for (int l = 0; l < c->dec_layers; l++) {
+    int H = c->dec[l], xin = l == 0 ? E : c->dec[l - 1], K = xin + H;
+    mv_real *xh = w->d_xh[l] + (size_t)t * N * K;
+    const mv_real *hp, *cp;
+    if (t == 0) {
+      hp = split_state((mv_real *)S, c->dec, l, N, ds, 1, h0buf);
+      cp = split_state((mv_real *)S, c->dec, l, N, ds, 0, c0buf + (size_t)l * N * H);
+    } else {
+      hp = w->d_h[l] + (size_t)(t - 1) * N * H;
+      cp = w->d_c[l] + (size_t)(t - 1) * N * H;
     }
-    int Ht = c->dec[c->dec_layers - 1];
-    mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
-    dense_fwd(N, Ht, V, w->d_h[c->dec_layers - 1] + (size_t)t * N * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
-    for (int n = 0; n < N; n++) softmax_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature > 0 ? temperature : 1.0f);
+    for (int n = 0; n < N; n++) {
+      mv_real *x = xh + (size_t)n * K;
+      if (l == 0) memcpy(x, emb + (size_t)n * E, sizeof(mv_real) * (size_t)E);
+      else memcpy(x, w->d_h[l - 1] + ((size_t)t * N + n) * xin, sizeof(mv_real) * (size_t)xin);
+      memcpy(x + xin, hp + (size_t)n * H, sizeof(mv_real) * (size_t)H);
+    }
+    const mv_real *W = PW(m, m->dec[l].kernel);
+    lstm_fwd_step(N, K, H, l == 0 ? W + (size_t)V * G4(H) : W, PW(m, m->dec[l].bias), xh, l == 0 ? W : NULL,
+                  l == 0 ? w->lab + (size_t)t * N : NULL, cp, w->d_g[l] + (size_t)t * N * G4(H),
+                  w->d_c[l] + (size_t)t * N * H, w->d_h[l] + (size_t)t * N * H);
+  }
+  int Ht = c->dec[c->dec_layers - 1];
+  mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
+  dense_fwd(N, Ht, V, w->d_h[c->dec_layers - 1] + (size_t)t * N * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
+  for (int n = 0; n < N; n++)
+    softmax_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature > 0 ? temperature : 1.0f);
+}
+
+/* Runs the decoder for steps 0..T-1 over N rows; after each step, next()
+ * chooses the following input (lab[t + 1]). */
+static void decoder_run(mv_vae *m, mv_vae_ws *w, int N, int T, const mv_real *emb, const mv_real *S, next_label_fn next,
+                        void *ctx, mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
+  int V = m->cfg.vocab;
+  for (int t = 0; t < T; t++) {
+    decoder_step(m, w, N, t, emb, S, temperature, h0buf, c0buf);
+    const mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
     if (next) next(ctx, t, N, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * N : NULL);
   }
 }
@@ -882,6 +895,82 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
   }
   return MV_OK;
 }
+
+/* ---- incremental generation ---------------------------------------------------------- */
+struct mv_vae_gen {
+  mv_vae *m;
+  mv_vae_ws *w; /* batch 1 */
+  mv_real temperature;
+  mv_rng rng;
+  int pos, total;
+  int32_t *labels;
+  mv_real *emb; /* [U, E] */
+};
+
+int mv_vae_gen_new(mv_vae_gen **out, mv_vae *m, const mv_real *z, mv_real temperature, const mv_rng *rng, mv_err *err) {
+  *out = NULL;
+  if (!(temperature >= 0)) return mv_seterr(err, MV_EINVAL, "temperature must be >= 0");
+  const mv_vae_config *c = &m->cfg;
+  mv_vae_gen *g = calloc(1, sizeof *g);
+  if (!g) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  int rc = mv_vae_ws_new(&g->w, m, 1, err);
+  int E = c->cond[c->cond_layers - 1];
+  g->total = c->bars * c->steps;
+  g->labels = calloc((size_t)g->total, sizeof *g->labels);
+  g->emb = calloc((size_t)c->bars * E, sizeof *g->emb);
+  if (rc || !g->labels || !g->emb) {
+    mv_vae_gen_free(g);
+    return rc ? rc : mv_seterr(err, MV_ENOMEM, "out of memory");
+  }
+  g->m = m;
+  g->temperature = temperature;
+  if (rng) g->rng = *rng;
+  memcpy(g->w->z, z, sizeof(mv_real) * (size_t)c->z);
+  state_bufs sb;
+  state_bufs_of(&sb, g->w);
+  conductor_fwd(m, g->w, sb.h0, sb.c0);
+  memcpy(g->emb, g->w->c_h[c->cond_layers - 1], sizeof(mv_real) * (size_t)c->bars * E);
+  *out = g;
+  return MV_OK;
+}
+
+void mv_vae_gen_free(mv_vae_gen *g) {
+  if (!g) return;
+  mv_vae_ws_free(g->w);
+  free(g->labels);
+  free(g->emb);
+  free(g);
+}
+
+/* The same arithmetic as mv_vae_decode at batch 1, one step at a time. */
+int mv_vae_gen_step(mv_vae_gen *g, int n) {
+  const mv_vae_config *c = &g->m->cfg;
+  int T = c->steps, V = c->vocab, E = c->cond[c->cond_layers - 1], made = 0;
+  mv_vae_ws *w = g->w;
+  state_bufs sb;
+  state_bufs_of(&sb, w);
+  while (made < n && g->pos < g->total) {
+    int u = g->pos / T, t = g->pos % T;
+    const mv_real *emb = g->emb + (size_t)u * E;
+    if (t == 0) {
+      decoder_init_state(g->m, w, 1, emb);
+      w->lab[0] = u == 0 ? -1 : g->labels[g->pos - 1];
+    } else {
+      w->lab[t] = g->labels[g->pos - 1];
+    }
+    decoder_step(g->m, w, 1, t, emb, w->dS, g->temperature, sb.h0, sb.c0);
+    const mv_real *lg = w->logits + (size_t)t * V, *pr = w->probs + (size_t)t * V;
+    g->labels[g->pos] =
+        g->temperature > 0 ? draw_from(pr, V, mv_rng_uniform(&g->rng)) : argmax_row(lg, V);
+    g->pos++;
+    made++;
+  }
+  return made;
+}
+
+int mv_vae_gen_pos(const mv_vae_gen *g) { return g->pos; }
+int mv_vae_gen_total(const mv_vae_gen *g) { return g->total; }
+const int32_t *mv_vae_gen_labels(const mv_vae_gen *g) { return g->labels; }
 
 /* ---- Adam -------------------------------------------------------------------------------- */
 int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err) {

@@ -29,6 +29,13 @@
 #define mv_vae_decode mv_vae64_decode
 #define mv_vae_adam_step mv_vae64_adam_step
 #define mv_vae_config_check mv_vae64_config_check
+#define mv_vae_gen mv_vae64_gen
+#define mv_vae_gen_new mv_vae64_gen_new
+#define mv_vae_gen_free mv_vae64_gen_free
+#define mv_vae_gen_step mv_vae64_gen_step
+#define mv_vae_gen_pos mv_vae64_gen_pos
+#define mv_vae_gen_total mv_vae64_gen_total
+#define mv_vae_gen_labels mv_vae64_gen_labels
 #else
 #define mv_real float
 #endif
@@ -133,6 +140,17 @@ int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, m
  * with rngs[b] for sequence b. */
 int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs, int32_t *labels,
                   mv_err *err);
+
+/* Incremental generation from one z [z]: mv_vae_gen_step produces up to n
+ * more steps (returns how many), with exactly the arithmetic of mv_vae_decode
+ * at batch 1 and the given stream. Each generator owns its workspace. */
+typedef struct mv_vae_gen mv_vae_gen;
+int mv_vae_gen_new(mv_vae_gen **out, mv_vae *m, const mv_real *z, mv_real temperature, const mv_rng *rng, mv_err *err);
+void mv_vae_gen_free(mv_vae_gen *g);
+int mv_vae_gen_step(mv_vae_gen *g, int n);
+int mv_vae_gen_pos(const mv_vae_gen *g);
+int mv_vae_gen_total(const mv_vae_gen *g);
+const int32_t *mv_vae_gen_labels(const mv_vae_gen *g);
 
 /* Global-norm clipping and Adam (TF defaults), as magenta's training op:
  * if the gradient norm is >= zero_above (or not finite) the gradients are

@@ -13,6 +13,7 @@
 #include "mvl.h"
 
 #define MVL_VAE_MT "musicvae.VAE"
+#define MVL_GEN_MT "musicvae.Generator"
 
 typedef struct {
   mv_vae *m;
@@ -418,7 +419,86 @@ static int m_config(lua_State *L) {
   return 1;
 }
 
+/* ---- incremental generators ---- */
+typedef struct {
+  mv_vae_gen *g;
+  const int *model_closed;
+} mvl_gen;
+
+static mvl_gen *checkgen(lua_State *L, int idx) {
+  mvl_gen *u = luaL_checkudata(L, idx, MVL_GEN_MT);
+  if (!u->g) luaL_error(L, "generator is closed");
+  if (*u->model_closed) luaL_error(L, "the generator's model is closed");
+  return u;
+}
+
+/* vae:generator(z [Z] or [1, Z], temperature, rng) -> generator (copies the rng) */
+static int m_generator(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  mvl_tensor *z = mvl_checktensor(L, 2);
+  if (mv_tensor_numel(&z->t) != u->m->cfg.z || !mv_tensor_is_contiguous(&z->t))
+    return luaL_error(L, "z must be a contiguous tensor of %d values", u->m->cfg.z);
+  float temp = (float)luaL_checknumber(L, 3);
+  mv_rng *r = lua_isnoneornil(L, 4) ? NULL : mvl_checkrng(L, 4);
+  if (temp > 0 && !r) return luaL_error(L, "sampling (temperature > 0) needs a random stream");
+  mvl_gen *g = lua_newuserdatauv(L, sizeof *g, 1);
+  g->g = NULL;
+  g->model_closed = &u->closed;
+  luaL_setmetatable(L, MVL_GEN_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* keeps the model alive */
+  mv_err err;
+  if (mv_vae_gen_new(&g->g, u->m, z->t.data, temp, r, &err)) return mvl_raise(L, &err);
+  return 1;
+}
+
+/* g:step(n) -> list of the new labels (empty when done) */
+static int g_step(lua_State *L) {
+  mvl_gen *g = checkgen(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  luaL_argcheck(L, n >= 0, 2, "steps must be >= 0");
+  int from = mv_vae_gen_pos(g->g);
+  int made = mv_vae_gen_step(g->g, n > 1 << 20 ? 1 << 20 : (int)n);
+  const int32_t *l = mv_vae_gen_labels(g->g);
+  lua_createtable(L, made, 0);
+  for (int i = 0; i < made; i++) {
+    lua_pushinteger(L, l[from + i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int g_pos(lua_State *L) {
+  mvl_gen *g = checkgen(L, 1);
+  lua_pushinteger(L, mv_vae_gen_pos(g->g));
+  lua_pushinteger(L, mv_vae_gen_total(g->g));
+  return 2;
+}
+
+static int g_labels(lua_State *L) {
+  mvl_gen *g = checkgen(L, 1);
+  int n = mv_vae_gen_pos(g->g);
+  const int32_t *l = mv_vae_gen_labels(g->g);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushinteger(L, l[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int g_close(lua_State *L) {
+  mvl_gen *g = luaL_checkudata(L, 1, MVL_GEN_MT);
+  mv_vae_gen_free(g->g);
+  g->g = NULL;
+  return 0;
+}
+
+static const luaL_Reg gen_methods[] = {
+    {"step", g_step}, {"pos", g_pos}, {"labels", g_labels}, {"close", g_close}, {NULL, NULL}};
+
 static const luaL_Reg methods[] = {{"init", m_init},
+                                   {"generator", m_generator},
                                    {"params", m_params},
                                    {"grads", m_grads},
                                    {"flat", m_flat},
@@ -445,6 +525,14 @@ void mvl_vae_open(lua_State *L) {
   lua_pushcfunction(L, m_close);
   lua_setfield(L, -2, "__close");
   luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, MVL_GEN_MT);
+  lua_pushcfunction(L, g_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, g_close);
+  lua_setfield(L, -2, "__close");
+  luaL_newlib(L, gen_methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, l_new);

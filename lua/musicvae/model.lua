@@ -328,5 +328,80 @@ function Model:similar(p, o)
   return self:decode(z, { temperature = o.temperature or 0.5, seed = o.seed or 0, qpm = o.qpm or P.new(p).qpm }), z
 end
 
+-- Incremental generation (live hosts) ------------------------------------------------
+local Generator = {}
+Generator.__index = Generator
+
+--- m:generator{temperature = 0.5, seed = s, index = 1, z = tensor | nil, qpm = 120, clock = fn}
+-- z defaults to the prior draw of (seed, "z", index) and the categorical draws
+-- come from (seed, "categorical", index): the steps equal m:sample's pattern
+-- `index` with the same seed and temperature.
+function Model:generator(o)
+  o = o or {}
+  local temp = o.temperature or 0.5
+  check_temp(temp)
+  local seed, index = o.seed or 0, o.index or 1
+  local z = o.z or self:sample_z(1, seed, index)
+  local rng = temp > 0 and core.rng(seed, "categorical", index) or nil
+  local g = setmetatable({ model = self, handle = self.vae:generator(z:contiguous(), temp, rng), z = z,
+    qpm = o.qpm or 120, clock = o.clock or core.clock }, Generator)
+  return g
+end
+
+--- g:step(n) -> the next n labels (fewer at the end; {} when done)
+function Generator:step(n) return self.handle:step(n or 1) end
+
+--- g:run_for(ms) -> how many steps it made: steps start while the budget lasts,
+-- so it overruns by at most one step's work.
+function Generator:run_for(ms)
+  local t0 = self.clock()
+  local budget = (ms or 0) / 1000
+  local made = 0
+  while not self:done() and self.clock() - t0 < budget do
+    made = made + #self.handle:step(1)
+  end
+  return made
+end
+
+function Generator:done()
+  local pos, total = self.handle:pos()
+  return pos >= total
+end
+
+function Generator:position()
+  return (self.handle:pos())
+end
+
+--- g:pattern() -> the steps made so far, as a pattern (padded with rests to whole bars)
+function Generator:pattern()
+  local cfg = self.model.config
+  return P.new { labels = self.handle:labels(), bars = cfg.bars, steps_per_bar = cfg.steps_per_bar, qpm = self.qpm }
+end
+
+--- g:coroutine(k) -> a function to resume: each call makes k steps and yields them; nil when done
+function Generator:coroutine(k)
+  k = k or 1
+  return coroutine.wrap(function()
+    while not self:done() do coroutine.yield(self:step(k)) end
+  end)
+end
+
+function Generator:close() self.handle:close() end
+
+--- m:vary(pattern, {amount = 0.3, seed = s, temperature = 0, qpm}) -> generator
+-- z = mu + amount * eps, eps from (seed, "vary", 1): a seeded step of that size from the pattern.
+function Model:vary(p, o)
+  o = o or {}
+  local amount = o.amount or 0.3
+  if type(amount) ~= "number" or amount < 0 then error("vary: amount must be a number >= 0", 2) end
+  local mu = self:encode { p }
+  local r = core.rng(o.seed or 0, "vary", 1)
+  local z = core.zeros(1, self.config.z)
+  for k = 1, self.config.z do z:set(mu:get(1, k) + amount * r:normal(), 1, k) end
+  return self:generator { z = z, temperature = o.temperature or 0, seed = o.seed or 0, index = 1,
+    qpm = o.qpm or P.new(p).qpm, clock = o.clock }
+end
+
+Model.Generator = Generator
 Model.drums = drums
 return Model
