@@ -21,7 +21,18 @@ typedef struct {
   int32_t *lab;
   size_t labcap;
   int closed;
+  volatile int busy; /* a C call is running on this model */
 } mvl_vae;
+
+/* A model belongs to one Lua state; two threads entering it at once is a bug
+ * in the host, caught here instead of corrupting the shared workspace. */
+static void enter(lua_State *L, volatile int *busy) {
+  if (__atomic_exchange_n(busy, 1, __ATOMIC_ACQUIRE))
+    luaL_error(L, "this model is already running a call on another thread; a model (and its generators) "
+                  "belongs to one Lua state and one thread at a time");
+}
+
+static void leave(volatile int *busy) { __atomic_store_n(busy, 0, __ATOMIC_RELEASE); }
 
 static mvl_vae *checkvae(lua_State *L, int idx) {
   mvl_vae *u = luaL_checkudata(L, idx, MVL_VAE_MT);
@@ -224,7 +235,10 @@ static int m_forward(lua_State *L) {
   mvl_tensor *rl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 4 */
   mvl_tensor *kl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 5 */
   mv_err err;
-  if (mv_vae_forward(u->m, w, u->lab, &o, &st, rl->base, kl->base, &err)) return mvl_raise(L, &err);
+  enter(L, &u->busy);
+  int rc = mv_vae_forward(u->m, w, u->lab, &o, &st, rl->base, kl->base, &err);
+  leave(&u->busy);
+  if (rc) return mvl_raise(L, &err);
   lua_createtable(L, 0, 8);
   lua_pushnumber(L, st.loss);
   lua_setfield(L, -2, "loss");
@@ -292,7 +306,10 @@ static int m_encode(lua_State *L) {
   mvl_tensor *mu = mvl_newtensor(L, 2, (int64_t[]){B, Z});
   mvl_tensor *sg = mvl_newtensor(L, 2, (int64_t[]){B, Z});
   mv_err err;
-  if (mv_vae_encode(u->m, w, u->lab, mu->base, sg->base, &err)) return mvl_raise(L, &err);
+  enter(L, &u->busy);
+  int rc = mv_vae_encode(u->m, w, u->lab, mu->base, sg->base, &err);
+  leave(&u->busy);
+  if (rc) return mvl_raise(L, &err);
   return 2;
 }
 
@@ -331,7 +348,10 @@ static int m_decode(lua_State *L) {
     u->labcap = (size_t)B * Ls;
   }
   mv_err err;
-  if (mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err)) return mvl_raise(L, &err);
+  enter(L, &u->busy);
+  int rc = mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err);
+  leave(&u->busy);
+  if (rc) return mvl_raise(L, &err);
   if (rngs) { /* the streams advance: write their states back */
     lua_getfield(L, 3, "rngs");
     for (int b = 0; b < B; b++) {
@@ -423,6 +443,7 @@ static int m_config(lua_State *L) {
 typedef struct {
   mv_vae_gen *g;
   const int *model_closed;
+  volatile int *model_busy;
 } mvl_gen;
 
 static mvl_gen *checkgen(lua_State *L, int idx) {
@@ -444,6 +465,7 @@ static int m_generator(lua_State *L) {
   mvl_gen *g = lua_newuserdatauv(L, sizeof *g, 1);
   g->g = NULL;
   g->model_closed = &u->closed;
+  g->model_busy = &u->busy;
   luaL_setmetatable(L, MVL_GEN_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1); /* keeps the model alive */
@@ -458,7 +480,9 @@ static int g_step(lua_State *L) {
   lua_Integer n = luaL_optinteger(L, 2, 1);
   luaL_argcheck(L, n >= 0, 2, "steps must be >= 0");
   int from = mv_vae_gen_pos(g->g);
+  enter(L, g->model_busy); /* generators share the model's weights, not its workspace */
   int made = mv_vae_gen_step(g->g, n > 1 << 20 ? 1 << 20 : (int)n);
+  leave(g->model_busy);
   const int32_t *l = mv_vae_gen_labels(g->g);
   lua_createtable(L, made, 0);
   for (int i = 0; i < made; i++) {
