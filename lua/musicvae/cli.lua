@@ -397,6 +397,7 @@ M.register {
     { name = "--val-every", arg = "N", type = "integer", help = "steps between validations (default 1000)" },
     { name = "--checkpoint-minutes", arg = "M", type = "number", help = "minutes between checkpoints (default 10)" },
     { name = "--keep", arg = "K", type = "integer", help = "checkpoints to keep (default 3)" },
+    { name = "--dist", type = "flag", help = "data-parallel over MPI ranks (run under mpirun)" },
   },
   run = function(opts, _, out, errout)
     local core = require "musicvae.core"
@@ -404,13 +405,28 @@ M.register {
     if not opts.data and not opts.resume then usage_error("train: --data is required") end
     if not opts.out then usage_error("train: --out is required") end
     if not opts.minutes and not opts.steps then usage_error("train: give --minutes or --steps") end
+    local dist
+    if opts.dist then
+      local ok, d = pcall(require, "musicvae.dist")
+      if not ok then fail("--dist needs musicvae built with MPI (libopenmpi-dev): %s", tostring(d):match("^[^\n]*")) end
+      dist = d
+      dist.init()
+    end
+    local quiet = dist and dist.rank() ~= 0
+    if quiet then out = { write = function() end, flush = function() end } end
     local tr, err = T.new { data = opts.data, config = opts.config, out = opts.out, seed = opts.seed,
-      resume = opts.resume, set = parse_sets(opts.set) }
+      resume = opts.resume, set = parse_sets(opts.set), dist = dist }
+    if not tr and dist then
+      errout:write("musicvae: rank ", dist.rank(), ": ", tostring(err), "\n")
+      dist.finalize()
+      return 1
+    end
     if not tr and opts.resume and opts.data == nil then fail("%s", err) end
     if not tr then fail("%s", err) end
     if tr.resumed_from then out:write(("resuming %s at step %d\n"):format(tr.resumed_from, tr.step)) end
-    out:write(("training %s (%d parameters) on %d windows, batch %d, seed %d -> %s\n"):format(
-      tr.cfg.name or "custom", tr.model:numel(), tr.ds:size("train"), tr.cfg.batch_size, tr.seed, opts.out))
+    out:write(("training %s (%d parameters) on %d windows, batch %d, seed %d -> %s%s\n"):format(
+      tr.cfg.name or "custom", tr.model:numel(), tr.ds:size("train"), tr.cfg.batch_size, tr.seed, opts.out,
+      dist and (" on %d ranks"):format(dist.size()) or ""))
     local tty = core.isatty(1)
     core.trap_sigint(true)
     local t0 = core.clock()
@@ -434,6 +450,13 @@ M.register {
       end,
     }
     core.trap_sigint(false)
+    if dist then
+      if res then
+        out:write(("ranks %d, allreduce payload %.1f MB per rank\n"):format(dist.size(), dist.bytes() / 1e6))
+      end
+      dist.barrier()
+      dist.finalize()
+    end
     if not res then fail("%s", rerr) end
     if tty then out:write("\n") end
     local v = res.last_val

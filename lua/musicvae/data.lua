@@ -222,38 +222,16 @@ function Data.prepare(dir, out_path, opts)
       end
     end
   end
-  -- tensors + metadata
-  local tensors, parts = {}, {}
-  local T = (opts.bars or 4) * 16
-  for _, s in ipairs(Data.SPLITS) do
-    local p = per[s]
-    report.windows[s] = #p.labels
-    if #p.labels > 0 then
-      tensors[#tensors + 1] = { s .. "/labels", core.tensor(p.labels) }
-      tensors[#tensors + 1] = { s .. "/source", core.tensor(p.source) }
-    else
-      tensors[#tensors + 1] = { s .. "/labels", core.zeros(0, T) }
-      tensors[#tensors + 1] = { s .. "/source", core.zeros(0, 2) }
-    end
-  end
-  for _, e in ipairs(tensors) do parts[#parts + 1] = e[1] .. "=" .. checksum(e[2]:tobytes()) end
-  local meta = {
-    format = Data.FORMAT,
-    format_version = Data.FORMAT_VERSION,
-    created_by = "musicvae " .. core._VERSION,
-    bars = tostring(opts.bars or 4),
-    steps_per_bar = "16",
-    steps_per_quarter = "4",
-    map = json.encode(require("musicvae.drums").map(opts.map)),
-    drum_channel = tostring(opts.drum_channel or 10),
-    max_bars = tostring(opts.max_bars or 0),
-    max_per_file = tostring(opts.max_per_file or 0),
-    splits = json.encode(report.windows),
-    files = json.encode(files),
+  for _, sp in ipairs(Data.SPLITS) do report.windows[sp] = #per[sp].labels end
+  local ok, werr = Data.save(out_path, per, {
+    bars = opts.bars or 4,
+    map = require("musicvae.drums").map(opts.map),
+    drum_channel = opts.drum_channel or 10,
+    max_bars = opts.max_bars or 0,
+    max_per_file = opts.max_per_file or 0,
+    files = files,
     root = dir,
-    checksum = table.concat(parts, ";"),
-  }
-  local ok, werr = st.save(out_path, tensors, { metadata = meta })
+  })
   if not ok then return nil, werr end
   -- the full per-file drop list beside the dataset
   local lines = { "file\treason\tdetail" }
@@ -265,6 +243,47 @@ function Data.prepare(dir, out_path, opts)
   if not ok then return nil, werr end
   report.seconds = core.clock() - t0
   return report
+end
+
+--- Data.save(path, splits, info) -> true or nil, err. splits: {train = {labels = {rows}, source = {rows}}
+-- or {labels = tensor [n, T], source = tensor [n, 2]}, ...}; info: bars, map, files, root, options.
+function Data.save(out_path, splits, info)
+  info = info or {}
+  local bars = info.bars or 4
+  local T = bars * 16
+  local tensors, parts, counts = {}, {}, {}
+  for _, s in ipairs(Data.SPLITS) do
+    local p = splits[s] or { labels = {}, source = {} }
+    local labels, source = p.labels, p.source
+    if not core.istensor(labels) then
+      labels = #labels > 0 and core.tensor(labels) or core.zeros(0, T)
+      source = p.source and #p.source > 0 and core.tensor(p.source) or core.zeros(labels:size(1), 2)
+    end
+    if labels:dim() ~= 2 or (labels:size(1) > 0 and labels:size(2) ~= T) then
+      error(("Data.save: %s labels must be [n, %d]"):format(s, T), 2)
+    end
+    counts[s] = labels:size(1)
+    tensors[#tensors + 1] = { s .. "/labels", labels }
+    tensors[#tensors + 1] = { s .. "/source", source or core.zeros(labels:size(1), 2) }
+  end
+  for _, e in ipairs(tensors) do parts[#parts + 1] = e[1] .. "=" .. checksum(e[2]:tobytes()) end
+  local meta = {
+    format = Data.FORMAT,
+    format_version = Data.FORMAT_VERSION,
+    created_by = "musicvae " .. core._VERSION,
+    bars = tostring(bars),
+    steps_per_bar = "16",
+    steps_per_quarter = "4",
+    map = json.encode(info.map or require("musicvae.drums").map()),
+    drum_channel = tostring(info.drum_channel or 10),
+    max_bars = tostring(info.max_bars or 0),
+    max_per_file = tostring(info.max_per_file or 0),
+    splits = json.encode(counts),
+    files = json.encode(json.array(info.files or {})),
+    root = info.root or "",
+    checksum = table.concat(parts, ";"),
+  }
+  return st.save(out_path, tensors, { metadata = meta })
 end
 
 -- Datasets -------------------------------------------------------------------

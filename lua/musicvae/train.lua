@@ -47,6 +47,17 @@ Trainer.__index = Trainer
 --        set = {key = value}, log = function(line) | nil, progress = bool}
 -- -> trainer, or nil, err
 function T.new(o)
+  if o.data == nil and o.resume then
+    -- the dataset file the run was started with
+    local ck = T.checkpoints(o.out)[1]
+    if not ck then return nil, o.out .. ": no checkpoint to resume from" end
+    local st = require "musicvae.safetensors"
+    local _, meta = st.load((ck.path:gsub("%.safetensors$", ".state.safetensors")))
+    if type(meta) ~= "table" or not meta.data_path or meta.data_path == "" then
+      return nil, ck.path .. ": the training state does not name its dataset; give --data"
+    end
+    o.data = meta.data_path
+  end
   local ds = o.data
   if type(ds) == "string" then
     local err
@@ -56,7 +67,10 @@ function T.new(o)
   if ds:size("train") == 0 then return nil, "the dataset has no training windows" end
   local ok, err = mkdir_p(o.out)
   if not ok then return nil, err end
-  local tr = setmetatable({ ds = ds, out = o.out, log_fn = o.log, progress = o.progress }, Trainer)
+  local data_path = type(o.data) == "string" and o.data or nil
+  if data_path and data_path:sub(1, 1) ~= "/" and os.getenv("PWD") then data_path = os.getenv("PWD") .. "/" .. data_path end
+  local tr = setmetatable({ ds = ds, data_path = data_path, out = o.out, log_fn = o.log, progress = o.progress, dist = o.dist,
+    rank = o.dist and o.dist.rank() or 0, nranks = o.dist and o.dist.size() or 1 }, Trainer)
   local ckpts = T.checkpoints(o.out)
   if o.resume and #ckpts > 0 then
     local m, merr = Model.load(ckpts[1].path)
@@ -88,6 +102,16 @@ function T.new(o)
     tr.rng_s = core.rng(tr.seed, "sampling")
   end
   local cfg = tr.cfg
+  if cfg.batch_size % tr.nranks ~= 0 then
+    return nil, ("the batch size %d does not split into %d equal parts (one per rank)"):format(cfg.batch_size, tr.nranks)
+  end
+  if tr.dist then
+    -- rank 0's weights (and, on resume, Adam state) everywhere: all ranks start identical
+    tr.dist.broadcast(tr.model.vae:flat("params"), 0)
+    local _, mm, vv = tr.model.vae:adam_state()
+    tr.dist.broadcast(mm, 0)
+    tr.dist.broadcast(vv, 0)
+  end
   if tr.ds.bars ~= cfg.bars then
     return nil, ("the dataset has %d-bar windows, the config %d bars"):format(tr.ds.bars, cfg.bars)
   end
@@ -97,7 +121,7 @@ function T.new(o)
   tr.free_nats = (cfg.free_bits or 0) * math.log(2)
   tr.order = ds:order("train", tr.seed, tr.epoch)
   tr.log_path = o.out .. "/log.csv"
-  if not (o.resume and tr.resumed_from) then
+  if not (o.resume and tr.resumed_from) and tr.rank == 0 then
     local f = io.open(tr.log_path, "w")
     if not f then return nil, tr.log_path .. ": cannot write" end
     f:write(table.concat(T.LOG_COLUMNS, ","), "\n")
@@ -129,23 +153,33 @@ function Trainer:next_batch()
   return b
 end
 
---- One optimisation step -> stats (loss, recon, kl, beta, p_sample, lr, grad_norm, skipped)
+--- One optimisation step -> stats (loss, recon, kl, beta, p_sample, lr, grad_norm, skipped).
+-- With N ranks every rank draws the same global batch and random numbers and works on its
+-- own 1/N of the rows; the gradients are averaged before clipping and Adam.
 function Trainer:step_once()
   local cfg = self.cfg
   local B = cfg.batch_size
-  local batch = self:next_batch()
+  local part, first = B // self.nranks, self.rank * (B // self.nranks) + 1
+  local function mine(t) return self.nranks > 1 and t:narrow(1, first, part):contiguous() or t end
+  local batch = mine(self:next_batch())
   local beta = self.sched.beta(self.step)
   local p = self.sched.sampling(self.step)
   local lr = self.sched.lr(self.step)
-  local eps = core.randn(self.rng_z, { B, cfg.z })
+  local eps = mine(core.randn(self.rng_z, { B, cfg.z }))
   local opts = { eps = eps, beta = beta, free_nats = self.free_nats, p_sample = p, backward = true }
   if p > 0 then
-    opts.coins = core.rand(self.rng_s, { B, cfg.bars, cfg.steps_per_bar })
-    opts.draws = core.rand(self.rng_s, { B, cfg.bars, cfg.steps_per_bar })
+    opts.coins = mine(core.rand(self.rng_s, { B, cfg.bars, cfg.steps_per_bar }))
+    opts.draws = mine(core.rand(self.rng_s, { B, cfg.bars, cfg.steps_per_bar }))
   end
   local vae = self.model.vae
   vae:zero_grad()
   local st = vae:forward(batch, opts)
+  if self.dist then
+    self.dist.allreduce_mean(vae:flat("grads"))
+    local s = core.tensor { st.loss, st.recon, st.kl, st.accuracy }
+    self.dist.allreduce_mean(s)
+    st = { loss = s:get(1), recon = s:get(2), kl = s:get(3), accuracy = s:get(4) }
+  end
   local norm, skipped = vae:adam_step { lr = lr, clip_norm = cfg.grad_clip, zero_above = cfg.grad_norm_clip_to_zero }
   self.step = self.step + 1
   if skipped then self.skipped = self.skipped + 1 end
@@ -155,6 +189,7 @@ end
 
 --- Validation metrics on the validation split (z = mu), or nil without one.
 function Trainer:validate()
+  if self.rank ~= 0 then return nil end
   local v = self.ds.splits.validation
   if not v or v.labels:size(1) == 0 then return nil end
   return Eval.metrics(self.model, v.labels, { batch_size = 64, beta = self.sched.beta(self.step),
@@ -168,6 +203,7 @@ end
 
 --- best.safetensors whenever the validation loss improves (the weights of that moment).
 function Trainer:save_best(val)
+  if self.rank ~= 0 then return true end
   if not val or (self.best and val.loss >= self.best) then return true end
   self.best = val.loss
   local meta = ckpt_meta(self)
@@ -179,6 +215,7 @@ end
 
 --- Writes ckpt-<step> (+ .state) and keeps the newest `keep`.
 function Trainer:checkpoint(keep)
+  if self.rank ~= 0 then return "" end
   local name = ("%s/ckpt-%08d"):format(self.out, self.step)
   local meta = ckpt_meta(self)
   local ok, err = self.model:save(name .. ".safetensors", { metadata = meta })
@@ -187,7 +224,7 @@ function Trainer:checkpoint(keep)
     seed = tostring(self.seed), step = tostring(self.step), epoch = tostring(self.epoch),
     cursor = tostring(self.cursor), seconds = ("%.17g"):format(self.seconds),
     best_val_loss = self.best and ("%.17g"):format(self.best) or "",
-    skipped = tostring(self.skipped),
+    skipped = tostring(self.skipped), data_path = self.data_path or "",
     rng_z = hex(self.rng_z:state()), rng_sampling = hex(self.rng_s:state()),
   } })
   if not ok then return nil, err end
@@ -208,6 +245,7 @@ local function fmt(x)
 end
 
 function Trainer:append_log(row)
+  if self.rank ~= 0 then return end
   local f = io.open(self.log_path, "a")
   if not f then return end
   local vals = {}
@@ -232,13 +270,21 @@ function Trainer:run(o)
   local win_t, win_seqs = core.clock(), 0
   local last_val, interrupted
   local B = self.cfg.batch_size
+  local flag = core.zeros(2)
   while true do
-    if target_step and self.step >= target_step then break end
-    if deadline and core.clock() >= deadline then break end
-    if o.interrupt and o.interrupt() then
-      interrupted = true
-      break
+    -- rank 0 decides when to stop (and when to checkpoint); the others follow
+    local stop, intr = false, false
+    if target_step and self.step >= target_step then stop = true end
+    if deadline and core.clock() >= deadline then stop = true end
+    if o.interrupt and o.interrupt() then stop, intr = true, true end
+    if self.dist then
+      flag:set(stop and 1 or 0, 1)
+      flag:set(intr and 1 or 0, 2)
+      self.dist.broadcast(flag, 0)
+      stop, intr = flag:get(1) ~= 0, flag:get(2) ~= 0
     end
+    if intr then interrupted = true end
+    if stop then break end
     local s = self:step_once()
     self.seconds = base_seconds + (core.clock() - t_start)
     win_seqs = win_seqs + B
@@ -263,7 +309,7 @@ function Trainer:run(o)
         row.val_loss, row.val_tf_accuracy, row.val_sampled_accuracy = val.loss, val.tf_accuracy, val.sampled_accuracy
       end
       self:append_log(row)
-      if o.on_line then o.on_line(row, target_step, deadline) end
+      if o.on_line and self.rank == 0 then o.on_line(row, target_step, deadline) end
       acc = { n = 0, loss = 0, recon = 0, kl = 0, grad_norm = 0 }
       win_t, win_seqs = now, 0
     end
