@@ -96,34 +96,11 @@ local function help_text(cmd)
 end
 
 -- Models --------------------------------------------------------------------
---- The models folder: in-tree when running from a checkout, else installed beside the Lua modules.
-function M.models_dir()
-  local src = package.searchpath("musicvae.cli", package.path)
-  if src then
-    local lua_dir = src:match("^(.*)/musicvae/cli%.lua$")
-    if lua_dir then
-      local core = require "musicvae.core"
-      local intree = lua_dir .. "/../models"
-      if core.isdir(intree) then return intree end
-      if core.isdir(lua_dir .. "/musicvae/models") then return lua_dir .. "/musicvae/models" end
-    end
-  end
-  return nil
-end
-
-M.DEFAULT_MODEL = "gmd-4bar-small"
-
---- M.resolve_model(spec) -> path: --model PATH_OR_NAME, else $MUSICVAE_MODEL, else the default.
+--- The model path from --model, $MUSICVAE_MODEL or the default (see musicvae.models).
 function M.resolve_model(spec)
-  spec = spec or os.getenv("MUSICVAE_MODEL") or M.DEFAULT_MODEL
-  local core = require "musicvae.core"
-  if core.isfile(spec) then return spec end
-  if not spec:find("/") and not spec:match("%.safetensors$") then
-    local dir = M.models_dir()
-    if dir and core.isfile(dir .. "/" .. spec .. ".safetensors") then return dir .. "/" .. spec .. ".safetensors" end
-    fail("no model named '%s' (looked in %s); pass --model PATH", spec, dir or "the models folder")
-  end
-  fail("%s: no such model file", spec)
+  local path, err = require("musicvae.models").resolve(spec)
+  if not path then fail("%s", err:gsub("pass a path", "pass --model PATH")) end
+  return path
 end
 
 function M.load_model(spec)

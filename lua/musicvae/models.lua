@@ -1,0 +1,41 @@
+--- Where models are found: --model PATH_OR_NAME, else $MUSICVAE_MODEL, else the default.
+-- A NAME is a file stem in the models folder: the checkout's models/ when running from
+-- one, else the folder LuaRocks installed beside the Lua modules.
+local core = require "musicvae.core"
+
+local M = {}
+
+M.DEFAULT = "gmd-4bar-small"
+
+function M.dir()
+  local src = package.searchpath("musicvae.models", package.path)
+  if src then
+    local lua_dir = src:match("^(.*)/musicvae/models%.lua$")
+    if lua_dir then
+      if core.isdir(lua_dir .. "/../models") then return lua_dir .. "/../models" end
+      if core.isdir(lua_dir .. "/musicvae/models") then return lua_dir .. "/musicvae/models" end
+    end
+  end
+  return nil
+end
+
+--- M.resolve(spec) -> path, or nil, err
+function M.resolve(spec)
+  spec = spec or os.getenv("MUSICVAE_MODEL") or M.DEFAULT
+  if core.isfile(spec) then return spec end
+  if not spec:find("/") and not spec:match("%.safetensors$") then
+    local dir = M.dir()
+    if dir and core.isfile(dir .. "/" .. spec .. ".safetensors") then return dir .. "/" .. spec .. ".safetensors" end
+    return nil, ("no model named '%s' (looked in %s); pass a path"):format(spec, dir or "the models folder")
+  end
+  return nil, spec .. ": no such model file"
+end
+
+--- M.load([path_or_name]) -> model, or nil, err
+function M.load(spec)
+  local path, err = M.resolve(spec)
+  if not path then return nil, err end
+  return require("musicvae.model").load(path)
+end
+
+return M
