@@ -228,6 +228,9 @@ int mv_st_writer_save(mv_st_writer *w, const char *path, mv_err *err);
 /* SHA-256 of a buffer. */
 void mv_sha256(const void *data, size_t n, unsigned char out[32]);
 
+/* Reads a whole regular file (at most max_size bytes) into a malloc'd buffer. */
+int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t *len, mv_err *err);
+
 /* Atomic file write helper (temporary file + fsync + rename). */
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err);
 

@@ -564,31 +564,12 @@ int mv_midi_parse(mv_midi **out, const void *buf, size_t len, mv_err *err) {
 
 int mv_midi_read(mv_midi **out, const char *path, mv_err *err) {
   *out = NULL;
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return mv_seterr(err, MV_EIO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(fp);
-    return mv_seterr(err, MV_EIO, "%s: not a regular file", path);
-  }
-  if ((uint64_t)st.st_size > MAX_FILE) {
-    fclose(fp);
-    return mv_seterr(err, MV_EFORMAT, "%s: too large for a MIDI file (%lld bytes)", path, (long long)st.st_size);
-  }
-  size_t len = (size_t)st.st_size;
-  unsigned char *buf = malloc(len ? len : 1);
-  if (!buf) {
-    fclose(fp);
-    return mv_seterr(err, MV_ENOMEM, "%s: out of memory", path);
-  }
-  size_t got = fread(buf, 1, len, fp);
-  fclose(fp);
-  if (got != len) {
-    free(buf);
-    return mv_seterr(err, MV_EIO, "%s: short read", path);
-  }
+  unsigned char *buf;
+  size_t len;
+  int rc = mv_read_file(path, MAX_FILE, &buf, &len, err);
+  if (rc) return rc;
   mv_err e2 = {0, {0}};
-  int rc = mv_midi_parse(out, buf, len, &e2);
+  rc = mv_midi_parse(out, buf, len, &e2);
   free(buf);
   if (rc) return mv_seterr(err, rc, "%s: %s", path, e2.msg);
   return MV_OK;

@@ -448,28 +448,13 @@ int mv_st_parse(mv_st_file **out, const void *buf, size_t len, int copy, mv_err 
 
 int mv_st_read(mv_st_file **out, const char *path, mv_err *err) {
   *out = NULL;
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return mv_seterr(err, MV_EIO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(fp);
-    return mv_seterr(err, MV_EIO, "%s: not a regular file", path);
-  }
-  size_t len = (size_t)st.st_size;
-  unsigned char *buf = malloc(len ? len : 1);
-  if (!buf) {
-    fclose(fp);
-    return mv_seterr(err, MV_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
-  }
-  size_t got = fread(buf, 1, len, fp);
-  fclose(fp);
-  if (got != len) {
-    free(buf);
-    return mv_seterr(err, MV_EIO, "%s: short read", path);
-  }
+  unsigned char *buf;
+  size_t len;
+  int rc = mv_read_file(path, (size_t)1 << 40, &buf, &len, err);
+  if (rc) return rc;
   mv_err e2 = {0, {0}};
   mv_st_file *f = NULL;
-  int rc = mv_st_parse(&f, buf, len, 0, &e2);
+  rc = mv_st_parse(&f, buf, len, 0, &e2);
   if (rc) {
     free(buf);
     return mv_seterr(err, rc, "%s: %s", path, e2.msg);

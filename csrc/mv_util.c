@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +42,37 @@ double mv_clock(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t *len, mv_err *err) {
+  *out = NULL;
+  *len = 0;
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return mv_seterr(err, MV_EIO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(fp);
+    return mv_seterr(err, MV_EIO, "%s: not a regular file", path);
+  }
+  if ((uint64_t)st.st_size > max_size) {
+    fclose(fp);
+    return mv_seterr(err, MV_EFORMAT, "%s: too large (%lld bytes)", path, (long long)st.st_size);
+  }
+  size_t n = (size_t)st.st_size;
+  unsigned char *buf = malloc(n ? n : 1);
+  if (!buf) {
+    fclose(fp);
+    return mv_seterr(err, MV_ENOMEM, "%s: out of memory (%zu bytes)", path, n);
+  }
+  size_t got = fread(buf, 1, n, fp);
+  fclose(fp);
+  if (got != n) {
+    free(buf);
+    return mv_seterr(err, MV_EIO, "%s: short read", path);
+  }
+  *out = buf;
+  *len = n;
+  return MV_OK;
 }
 
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err) {
