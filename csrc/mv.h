@@ -322,6 +322,13 @@ typedef struct mv_drum_result {
 } mv_drum_result;
 
 int64_t mv_quantize_tick(int64_t tick, int ppq, int steps_per_quarter);
+
+/* GrooVAE's view of the whole file (no windowing): for every step and class,
+ * the velocity (0 = no hit) of the loudest note and its offset from the grid,
+ * 2 * (grid time - onset) / step length in (-1, 1], positive when early, from
+ * exact ticks. Arrays are [steps * 9]; steps as mv_drum_labels. */
+int mv_drum_groove(uint8_t **velocity, float **offset, int64_t *steps, const mv_midi *m, const mv_drum_opts *o,
+                   mv_err *err);
 int mv_drum_extract(mv_drum_result *r, const mv_midi *m, const mv_drum_opts *o, mv_err *err);
 void mv_drum_result_free(mv_drum_result *r);
 /* Labels of the whole file, no windowing: steps = the last note end quantized

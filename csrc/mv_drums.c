@@ -51,6 +51,39 @@ int mv_drum_labels(uint16_t **labels, int64_t *steps, const mv_midi *m, const mv
   return MV_OK;
 }
 
+int mv_drum_groove(uint8_t **velocity, float **offset, int64_t *steps, const mv_midi *m, const mv_drum_opts *o,
+                   mv_err *err) {
+  uint16_t *labels;
+  int64_t n;
+  int rc = mv_drum_labels(&labels, &n, m, o, err); /* the step count, as the labels */
+  if (rc) return rc;
+  free(labels);
+  uint8_t *v = calloc((size_t)(n > 0 ? n : 1) * 9, 1);
+  float *off = calloc((size_t)(n > 0 ? n : 1) * 9, sizeof *off);
+  if (!v || !off) {
+    free(v);
+    free(off);
+    return mv_seterr(err, MV_ENOMEM, "out of memory");
+  }
+  int spq = o->steps_per_quarter;
+  for (int64_t i = 0; i < m->nnotes; i++) {
+    const mv_midi_note *nt = &m->notes[i];
+    if (!kept(nt, o)) continue;
+    int64_t s = mv_quantize_tick(nt->on_tick, m->ppq, spq);
+    if (s < 0 || s >= n) continue;
+    size_t x = (size_t)s * 9 + (size_t)o->pitch_class[nt->pitch];
+    if (nt->velocity > v[x]) { /* the loudest note of a (step, class) wins; the first on a tie */
+      v[x] = (uint8_t)nt->velocity;
+      /* 2 * (s * ppq / spq - tick) / (ppq / spq) = 2 * (s * ppq - tick * spq) / ppq, exact in integers */
+      off[x] = (float)(2.0 * (double)(s * m->ppq - nt->on_tick * spq) / (double)m->ppq);
+    }
+  }
+  *velocity = v;
+  *offset = off;
+  *steps = n;
+  return MV_OK;
+}
+
 typedef struct {
   int64_t step;
   uint16_t bits;

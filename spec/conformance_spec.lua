@@ -36,6 +36,60 @@ local function check(lines, shared, every)
   return n, bad
 end
 
+-- GrooVAE's view: velocities and offsets of the loudest note per (step, class).
+-- magenta.js reports velocities as floor(v * 128 / 127) (its MIDI_VELOCITIES is 128), so 127 reads 128.
+local function check_groove(lines, shared, every)
+  local bad, n = {}, 0
+  for i = 1, #lines, every do
+    local o = assert(json.decode(lines[i]))
+    local p = assert(mv.midi.groove(shared .. "/data/groove/" .. o.file))
+    local exp = {}
+    for _, nt in ipairs(o.notes) do
+      local s, c, v, off = nt[1] + 1, nt[2] + 1, nt[3], nt[4]
+      exp[s] = exp[s] or {}
+      if not exp[s][c] or v > exp[s][c][1] then exp[s][c] = { v, off } end
+    end
+    local ok = true
+    for s, row in pairs(exp) do
+      for c, e in pairs(row) do
+        local v = p.velocities[s] and p.velocities[s][c]
+        local off = p.offsets[s] and p.offsets[s][c]
+        if not v or v * 128 // 127 ~= e[1] or math.abs(2 * off - e[2]) > 1e-5 then ok = false end
+      end
+    end
+    for s, row in pairs(p.velocities) do
+      for c in pairs(row) do if not (exp[s] and exp[s][c]) then ok = false end end
+    end
+    n = n + 1
+    if not ok then bad[#bad + 1] = o.file end
+  end
+  return n, bad
+end
+
+describe("conformance with magenta's velocities and offsets", function()
+  it("agrees on a sample of the Groove files", function()
+    local lines, shared = oracle_lines()
+    if not lines then
+      pending(shared)
+      return
+    end
+    local n, bad = check_groove(lines, shared, 17)
+    assert.is_true(n >= 60)
+    assert.same({}, bad)
+  end)
+
+  it("agrees on every Groove file #full", function()
+    local lines, shared = oracle_lines()
+    if not lines then
+      pending(shared)
+      return
+    end
+    local n, bad = check_groove(lines, shared, 1)
+    assert.equal(1021, n)
+    assert.same({}, bad)
+  end)
+end)
+
 describe("conformance with magenta's labels", function()
   it("agrees on a sample of the Groove files", function()
     local lines, shared = oracle_lines()

@@ -305,6 +305,37 @@ describe("MIDI writing", function()
     end
   end)
 
+  it("keeps velocities and offsets through a write and a read, within one tick", function()
+    local r = mv.rng(8, "groove")
+    local labels, vel, off = {}, {}, {}
+    for s = 1, 64 do
+      labels[s] = r:integer(0, 511)
+      vel[s], off[s] = {}, {}
+      for c = 1, 9 do
+        vel[s][c] = r:integer(1, 127)
+        off[s][c] = r:uniform(-0.49, 0.49) -- steps, positive = early
+      end
+    end
+    labels[1] = labels[1] & ~0x1ff -- step 1 only late notes (never before time 0)
+    for c = 1, 9 do off[1][c] = -math.abs(off[1][c]) end
+    labels[1] = 0x1ff
+    local path = dir .. "/groove.mid"
+    assert.is_true(midi.write(path, mv.pattern { labels = labels, velocities = vel, offsets = off }))
+    local p = assert(midi.groove(path))
+    local one_tick = 1 / 120 -- a step is 120 ticks at 480 per quarter
+    for s = 1, 64 do
+      for c = 1, 9 do
+        if labels[s] & (1 << (c - 1)) ~= 0 then
+          assert.equal(vel[s][c], p.velocities[s][c], ("velocity at step %d class %d"):format(s, c))
+          assert.is_true(math.abs(off[s][c] - p.offsets[s][c]) <= one_tick + 1e-9,
+            ("offset at step %d class %d: %g vs %g"):format(s, c, off[s][c], p.offsets[s][c]))
+        else
+          assert.is_nil(p.velocities[s] and p.velocities[s][c])
+        end
+      end
+    end
+  end)
+
   it("writes atomically and reports unwritable paths", function()
     local ok, err = midi.write(dir .. "/no/such/x.mid", mv.pattern { labels = { 1 } })
     assert.is_nil(ok)

@@ -171,6 +171,41 @@ static int m_labels(lua_State *L) {
   return 2;
 }
 
+/* m:groove(opts) -> velocities {[step] = {[class] = v}}, offsets (same shape), steps;
+ * only hit cells are present (1-based steps and classes). */
+static int m_groove(lua_State *L) {
+  mv_midi *m = checkmidi(L, 1);
+  mv_drum_opts o;
+  checkopts(L, 2, &o);
+  uint8_t *v;
+  float *off;
+  int64_t n;
+  mv_err err;
+  if (mv_drum_groove(&v, &off, &n, m, &o, &err)) return mvl_raise(L, &err);
+  lua_createtable(L, (int)n, 0);
+  lua_createtable(L, (int)n, 0);
+  for (int64_t s = 0; s < n; s++) {
+    int any = 0;
+    for (int c = 0; c < 9; c++) any |= v[s * 9 + c];
+    if (!any) continue;
+    lua_createtable(L, 9, 0);
+    lua_createtable(L, 9, 0);
+    for (int c = 0; c < 9; c++)
+      if (v[s * 9 + c]) {
+        lua_pushinteger(L, v[s * 9 + c]);
+        lua_rawseti(L, -3, c + 1);
+        lua_pushnumber(L, off[s * 9 + c]);
+        lua_rawseti(L, -2, c + 1);
+      }
+    lua_rawseti(L, -3, s + 1);
+    lua_rawseti(L, -3, s + 1);
+  }
+  free(v);
+  free(off);
+  lua_pushinteger(L, n);
+  return 3;
+}
+
 static const char *drop_name(int d) {
   switch (d) {
   case MV_DROP_NO_NOTES: return "no notes";
@@ -257,7 +292,7 @@ static int l_quantize(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg methods[] = {{"info", m_info},     {"notes", m_notes}, {"labels", m_labels},
+static const luaL_Reg methods[] = {{"info", m_info},     {"notes", m_notes}, {"labels", m_labels}, {"groove", m_groove},
                                    {"tracks", m_tracks}, {"close", m_gc},    {NULL, NULL}};
 
 static const luaL_Reg functions[] = {{"midi_load", l_load},

@@ -101,6 +101,29 @@ function M.labels(path, opts)
   }
 end
 
+--- M.groove(path[, opts]) -> a pattern over the whole file with velocities[step][class]
+-- (0-127, the loudest note of each step and class) and offsets[step][class] (in steps,
+-- positive = early, from exact ticks), or nil, err. Classes and steps are 1-based.
+function M.groove(path, opts)
+  local copts = M.drum_options(opts)
+  local h, err = M.open(path)
+  if not h then return nil, err end
+  local info = h:info()
+  local labels = h:labels(copts)
+  local vel, off = h:groove(copts)
+  h:close()
+  local spb = copts.steps_per_bar
+  local p = P.new { labels = labels, steps_per_bar = spb, qpm = info.tempos[1] and info.tempos[1].qpm or 120 }
+  -- magenta's offsets are in units of 2 x step (-1..1]; a pattern stores steps: halve them
+  local o2 = {}
+  for s, row in pairs(off) do
+    o2[s] = {}
+    for c, x in pairs(row) do o2[s][c] = x / 2 end
+  end
+  p.velocities, p.offsets = vel, o2
+  return p
+end
+
 --- M.load_kit(path) -> class -> pitch table from a Lua file returning
 -- {36, 38, ...} (9 pitches, class order) or {kick = 36, snare = 38, ...}; or nil, err.
 function M.load_kit(path)
