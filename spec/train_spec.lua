@@ -74,6 +74,9 @@ describe("training", function()
     local b = assert(T.new { data = data, config = micro, out = dir .. "/b", seed = 5 })
     assert(b:run { steps = 11, val_every = 10 })   -- stops mid-epoch, with a checkpoint
     b.model:close()
+    local bad, berr = T.new { data = data, out = dir .. "/b", resume = true, set = { z = 4 } }
+    assert.is_nil(bad)
+    assert.matches("cannot change z", berr)
     local b2 = assert(T.new { data = data, out = dir .. "/b", resume = true })
     assert.equal(11, b2.step)
     assert(b2:run { until_step = 24, val_every = 10 })

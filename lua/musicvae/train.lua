@@ -78,6 +78,13 @@ function T.new(o)
     local meta, serr = m:load_state(ckpts[1].path:gsub("%.safetensors$", ".state.safetensors"))
     if not meta then return nil, serr end
     tr.model, tr.cfg = m, m.config
+    -- training settings may change on resume (--set sampling_rate=...); the architecture may not
+    local ARCH = { enc = true, cond = true, dec = true, z = true, bars = true, steps_per_bar = true, vocab = true,
+      input_depth = true }
+    for k, v in pairs(o.set or {}) do
+      if ARCH[k] then return nil, ("cannot change %s when resuming (it is part of the model)"):format(k) end
+      tr.cfg[k] = v
+    end
     tr.seed = tonumber(meta.seed)
     tr.step, tr.epoch, tr.cursor = tonumber(meta.step), tonumber(meta.epoch), tonumber(meta.cursor)
     tr.seconds = tonumber(meta.seconds)
