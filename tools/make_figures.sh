@@ -13,14 +13,15 @@ bin/musicvae plot "$log" -o "$out/training-curves.svg" >/dev/null
 for t in 0.1 0.5 1; do
   bin/musicvae sample --model "$model" -n 3 --seed 2026 --temperature "$t" -o "$tmp/s$t" -q >/dev/null
   for i in 1 2 3; do
-    bin/musicvae show "$tmp/s$t/sample-s2026-t$t-00$i.mid" --svg "$out/sample-t$t-$i.svg" >/dev/null
+    bin/musicvae show "$tmp/s$t/sample-s2026-t$t-00$i.mid" --svg "$out/sample-t$t-$i.svg" \
+      --title "sample $i, seed 2026, temperature $t" >/dev/null
   done
 done
 a=../shared/data/groove/drummer1/session1/102_funk_95_beat_4-4.mid
 b=../shared/data/groove/drummer1/session1/100_neworleans-secondline_94_beat_4-4.mid
 if [ -f "$a" ] && [ -f "$b" ]; then
   bin/musicvae interpolate --model "$model" "$a" "$b" --steps 5 -o "$tmp/i" -q >/dev/null
-  bin/musicvae show "$tmp/i/interpolate-s0-t0-all.mid" --svg "$out/interpolation.svg" >/dev/null
-  bin/musicvae show "$a" --svg "$tmp/a.svg" >/dev/null
+  bin/musicvae show "$tmp/i/interpolate-s0-t0-all.mid" --svg "$out/interpolation.svg" \
+    --title "slerp in 5 points from $(basename "$a") (bars 1-4) to $(basename "$b") (bars 1-4), argmax" >/dev/null
 fi
 echo "figures written to $out"

@@ -730,9 +730,10 @@ M.register {
 M.register {
   name = "show",
   summary = "Print a MIDI file's drum grid (rows = instruments, columns = steps, bar lines); --svg draws it.",
-  usage = "show FILE.mid [--svg OUT.svg] [--drum-channel N|all]",
+  usage = "show FILE.mid [--svg OUT.svg] [--title TEXT] [--drum-channel N|all]",
   min_args = 1, max_args = 1,
-  options = { { name = "--svg", arg = "OUT.svg", help = "also draw the grid as an SVG file" }, GEN_OPTIONS.drum_channel },
+  options = { { name = "--svg", arg = "OUT.svg", help = "also draw the grid as an SVG file" },
+    { name = "--title", arg = "TEXT", help = "the SVG's title (default: the file name)" }, GEN_OPTIONS.drum_channel },
   run = function(opts, args, out)
     local midi = require "musicvae.midi"
     local P = require "musicvae.pattern"
@@ -742,7 +743,7 @@ M.register {
     out:write(("%s: %d bars, %.6g qpm\n"):format(args[1], p.bars, r.qpm), tostring(p), "\n")
     if opts.svg then
       local core = require "musicvae.core"
-      local ok, werr = core.write_atomic(opts.svg, require("musicvae.svg").grid(p, args[1]))
+      local ok, werr = core.write_atomic(opts.svg, require("musicvae.svg").grid(p, opts.title or args[1]))
       if not ok then fail("%s", werr) end
       out:write("wrote ", opts.svg, "\n")
     end
