@@ -66,14 +66,15 @@ local function check_groove(lines, shared, every)
   return n, bad
 end
 
-describe("conformance with magenta's velocities and offsets", function()
+-- The same two tests for each checker: every 17th file (fast tier) and all of them (full tier).
+local function conformance_tests(check_fn)
   it("agrees on a sample of the Groove files", function()
     local lines, shared = oracle_lines()
     if not lines then
       pending(shared)
       return
     end
-    local n, bad = check_groove(lines, shared, 17)
+    local n, bad = check_fn(lines, shared, 17)
     assert.is_true(n >= 60)
     assert.same({}, bad)
   end)
@@ -84,34 +85,18 @@ describe("conformance with magenta's velocities and offsets", function()
       pending(shared)
       return
     end
-    local n, bad = check_groove(lines, shared, 1)
+    local n, bad = check_fn(lines, shared, 1)
     assert.equal(1021, n)
     assert.same({}, bad)
   end)
+end
+
+describe("conformance with magenta's velocities and offsets", function()
+  conformance_tests(check_groove)
 end)
 
 describe("conformance with magenta's labels", function()
-  it("agrees on a sample of the Groove files", function()
-    local lines, shared = oracle_lines()
-    if not lines then
-      pending(shared)
-      return
-    end
-    local n, bad = check(lines, shared, 17)
-    assert.is_true(n >= 60)
-    assert.same({}, bad)
-  end)
-
-  it("agrees on every Groove file #full", function()
-    local lines, shared = oracle_lines()
-    if not lines then
-      pending(shared)
-      return
-    end
-    local n, bad = check(lines, shared, 1)
-    assert.equal(1021, n)
-    assert.same({}, bad)
-  end)
+  conformance_tests(check)
 
   it("prepares the whole Groove folder in under 10 seconds, accounting for every file #full", function()
     local shared, why = H.shared()
