@@ -5,6 +5,16 @@ local H = require "spec.helpers"
 local MPI_ENV = { OMPI_ALLOW_RUN_AS_ROOT = "1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = "1", OMPI_MCA_btl_vader_single_copy_mechanism = "none",
   OMPI_MCA_rmaps_base_oversubscribe = "1" }
 
+-- The environment of an MPI child: Open MPI as root in a container, and the tier's build on the paths.
+local function mpi_env(extra)
+  local env = {}
+  for k, v in pairs(MPI_ENV) do env[k] = v end
+  env.LUA_CPATH = H.root .. "/" .. H.build_dir() .. "/?.so;;"
+  env.LUA_PATH = H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"
+  for k, v in pairs(extra or {}) do env[k] = v end
+  return env
+end
+
 local function mpi_missing()
   if not H.have("mpirun") then return "mpirun is not installed (openmpi-bin)" end
   local f = io.open(H.root .. "/" .. H.build_dir() .. "/musicvae/dist.so")
@@ -46,12 +56,7 @@ describe("distributed training #full", function()
     local cmd = "lua5.4 " .. H.shell_quote(H.root .. "/bin/musicvae") .. " train --config tiny --set batch_size=64 " ..
       "--val-every 0 " .. args
     if np then cmd = ("timeout 300 mpirun -np %d %s --dist"):format(np, cmd) end
-    local env = {}
-    for k, v in pairs(MPI_ENV) do env[k] = v end
-    env.LUA_CPATH = H.root .. "/" .. H.build_dir() .. "/?.so;;"
-    env.LUA_PATH = H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"
-    env.OPENBLAS_NUM_THREADS = "1"
-    return H.run(cmd, env)
+    return H.run(cmd, mpi_env { OPENBLAS_NUM_THREADS = "1" })
   end
 
   it("2 ranks x batch 32 end with the parameters of 1 rank x batch 64 (max |diff| <= 1e-5)", function()
@@ -96,11 +101,7 @@ describe("distributed training #full", function()
       io.write("rank ", dist.rank(), " ", mv.core.sha256(tr.model.vae:flat():tobytes()), "\n")
       dist.finalize()
     ]]):format(data, dir .. "/r"))
-    local env = {}
-    for k, v in pairs(MPI_ENV) do env[k] = v end
-    env.LUA_CPATH = H.root .. "/" .. H.build_dir() .. "/?.so;;"
-    env.LUA_PATH = H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"
-    local out, err, code = H.run("timeout 300 mpirun -np 2 lua5.4 " .. H.shell_quote(script), env)
+    local out, err, code = H.run("timeout 300 mpirun -np 2 lua5.4 " .. H.shell_quote(script), mpi_env())
     assert.equal(0, code, err)
     local h0 = out:match("rank 0 (%x+)")
     local h1 = out:match("rank 1 (%x+)")
@@ -127,12 +128,8 @@ describe("distributed training #full", function()
         return false
       end }
     ]]):format(data, dir .. "/d"))
-    local env = {}
-    for k, v in pairs(MPI_ENV) do env[k] = v end
-    env.LUA_CPATH = H.root .. "/" .. H.build_dir() .. "/?.so;;"
-    env.LUA_PATH = H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"
     local t0 = mv.clock()
-    local out, err, code = H.run("timeout 120 mpirun -np 2 lua5.4 " .. H.shell_quote(script), env)
+    local out, err, code = H.run("timeout 120 mpirun -np 2 lua5.4 " .. H.shell_quote(script), mpi_env())
     local took = mv.clock() - t0
     assert.are_not.equal(0, code)
     assert.is_true(took < 100, "took " .. took .. " s")
