@@ -731,15 +731,14 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
   double rsum = 0;
   for (int t = 0; t < T; t++)
     for (int n = 0; n < N; n++) {
-      const mv_real *lg = w->logits + ((size_t)t * N + n) * V, *pr = w->probs + ((size_t)t * N + n) * V;
+      const mv_real *lg = w->logits + ((size_t)t * N + n) * V;
       int tg = w->target[(size_t)t * N + n];
-      double lp = log((double)pr[tg] > 1e-38 ? (double)pr[tg] : 1e-38);
       /* exact log-softmax from the logits for the loss */
       mv_real mx = lg[0];
       for (int k = 1; k < V; k++) mx = lg[k] > mx ? lg[k] : mx;
       double s = 0;
       for (int k = 0; k < V; k++) s += exp((double)lg[k] - mx);
-      lp = (double)lg[tg] - mx - log(s);
+      double lp = (double)lg[tg] - mx - log(s);
       w->rloss[n % B] += (mv_real)-lp;
       rsum += -lp;
       if (argmax_row(lg, V) == tg) correct++;
