@@ -40,6 +40,9 @@ int mvl_raise(lua_State *L, const mv_err *err);
 int mvl_fail(lua_State *L, const mv_err *err);
 
 mv_rng *mvl_checkrng(lua_State *L, int idx);
+/* Registers a userdata class: metatable `name` with __gc and __close = close_fn
+ * and __index = the methods. Leaves the stack as it was. */
+void mvl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close_fn);
 
 void mvl_tensor_open(lua_State *L);
 void mvl_rng_open(lua_State *L);

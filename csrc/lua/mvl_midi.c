@@ -302,13 +302,6 @@ static const luaL_Reg functions[] = {{"midi_load", l_load},
                                      {NULL, NULL}};
 
 void mvl_midi_open(lua_State *L) {
-  luaL_newmetatable(L, MVL_MIDI_MT);
-  lua_pushcfunction(L, m_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_gc);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  mvl_newclass(L, MVL_MIDI_MT, methods, m_gc);
   luaL_setfuncs(L, functions, 0);
 }

@@ -543,22 +543,8 @@ static const luaL_Reg methods[] = {{"init", m_init},
                                    {NULL, NULL}};
 
 void mvl_vae_open(lua_State *L) {
-  luaL_newmetatable(L, MVL_VAE_MT);
-  lua_pushcfunction(L, m_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, MVL_GEN_MT);
-  lua_pushcfunction(L, g_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, g_close);
-  lua_setfield(L, -2, "__close");
-  luaL_newlib(L, gen_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  mvl_newclass(L, MVL_VAE_MT, methods, m_close);
+  mvl_newclass(L, MVL_GEN_MT, gen_methods, g_close);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "vae_new");
 }
