@@ -53,10 +53,15 @@ int mv_vae_config_check(const mv_vae_config *c, mv_err *err) {
   if (c->input_depth < 1 || c->vocab < 2 || c->z < 1 || c->bars < 1 || c->steps < 1)
     return mv_seterr(err, MV_EINVAL, "config: input_depth, vocab, z, bars and steps must be positive");
   if ((int64_t)c->bars * c->steps > 4096) return mv_seterr(err, MV_EINVAL, "config: sequences of at most 4096 steps");
-  const int *ls[3] = {&c->enc_layers, &c->cond_layers, &c->dec_layers};
-  const int *sz[3] = {c->enc, c->cond, c->dec};
-  const char *nm[3] = {"encoder", "conductor", "decoder"};
-  for (int k = 0; k < 3; k++) {
+  if (c->groove) {
+    if (c->vocab != c->input_depth || c->vocab % 3 != 0)
+      return mv_seterr(err, MV_EINVAL, "config: a groove model's input and output depth are equal, 3 x classes");
+    if (c->cond_layers != 0) return mv_seterr(err, MV_EINVAL, "config: a groove model has a flat decoder (no conductor)");
+  }
+  const int *ls[3] = {&c->enc_layers, &c->dec_layers, &c->cond_layers};
+  const int *sz[3] = {c->enc, c->dec, c->cond};
+  const char *nm[3] = {"encoder", "decoder", "conductor"};
+  for (int k = 0; k < (c->groove ? 2 : 3); k++) {
     if (*ls[k] < 1 || *ls[k] > MV_MAXLAYERS)
       return mv_seterr(err, MV_EINVAL, "config: the %s has 1 to %d layers", nm[k], MV_MAXLAYERS);
     for (int l = 0; l < *ls[k]; l++)
@@ -122,6 +127,17 @@ int mv_vae_new(mv_vae **out, const mv_vae_config *c, mv_err *err) {
   }
   m->mu = add_dense(m, "encoder/mu", in, c->z, 2);
   m->sigma = add_dense(m, "encoder/sigma", in, c->z, 2);
+  if (c->groove) { /* magenta's flat decoder: input [previous step, z], state from z */
+    m->dec_init = add_dense(m, "decoder/z_to_initial_state", c->z, state_size(c->dec, c->dec_layers), 2);
+    in = c->vocab + c->z;
+    for (int l = 0; l < c->dec_layers; l++) {
+      snprintf(name, sizeof name, "decoder/multi_rnn_cell/cell_%d", l);
+      m->dec[l] = add_lstm(m, name, in, c->dec[l]);
+      in = c->dec[l];
+    }
+    m->out = add_dense(m, "decoder/output_projection", in, c->vocab, 1);
+    goto alloc;
+  }
   m->cond_init = add_dense(m, "decoder/hierarchical_level_0/initial_state", c->z, state_size(c->cond, c->cond_layers), 2);
   in = 1;
   for (int l = 0; l < c->cond_layers; l++) {
@@ -138,6 +154,7 @@ int mv_vae_new(mv_vae **out, const mv_vae_config *c, mv_err *err) {
     in = c->dec[l];
   }
   m->out = add_dense(m, "core_decoder/decoder/output_projection", in, c->vocab, 1);
+alloc:
   m->params = calloc((size_t)m->nfloats, sizeof(mv_real));
   m->grads = calloc((size_t)m->nfloats, sizeof(mv_real));
   if (!m->params || !m->grads) {
@@ -206,6 +223,10 @@ struct mv_vae_ws {
   mv_real *dG, *dhrec, *dcar, *dx, *dS_grad, *demb, *dz, *tmp;
   mv_real *s_h0, *s_c0, *s_dh0, *s_dc0; /* initial-state scratch */
   mv_real *emb_copy;                    /* [U, B, E] for decoding */
+  /* groove: dropout scales (0 or 1/keep) on each layer's input, [steps, rows, in] */
+  int drop;
+  mv_real *e_mask[MV_MAXLAYERS][2], *d_mask[MV_MAXLAYERS];
+  mv_real *gprev; /* [N, V] the previous step's output while decoding */
 };
 
 static void *wsalloc(mv_vae_ws *w, size_t n) {
@@ -231,11 +252,12 @@ int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
   if (!w) return mv_seterr(err, MV_ENOMEM, "out of memory");
   w->B = B;
   w->L = c->bars * c->steps;
-  w->N = c->bars * B;
-  w->T = c->steps;
+  w->N = c->groove ? B : c->bars * B; /* groove: one flat sequence of L steps per example */
+  w->T = c->groove ? w->L : c->steps;
   w->V = c->vocab;
-  size_t L = (size_t)w->L, T = (size_t)c->steps, U = (size_t)c->bars, N = (size_t)w->N, F = sizeof(mv_real);
+  size_t L = (size_t)w->L, T = (size_t)w->T, U = (size_t)c->bars, N = (size_t)w->N, F = sizeof(mv_real);
   int ok = 1, maxH = 1, maxin = c->input_depth;
+  if (c->groove && c->vocab + c->z > maxin) maxin = c->vocab + c->z;
 #define A(ptr, count) ok = ok && ((ptr) = wsalloc(w, (count) * F)) != NULL
   for (int k = 0; k < c->enc_layers; k++) {
     int in = m->enc_fw[k].in, H = c->enc[k];
@@ -247,6 +269,7 @@ int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
       A(w->e_c[k][d], L * B * (size_t)H);
       A(w->e_h[k][d], L * B * (size_t)H);
       A(w->e_dh[k][d], L * B * (size_t)H);
+      if (c->groove) A(w->e_mask[k][d], L * B * (size_t)in);
     }
   }
   int He = c->enc[c->enc_layers - 1];
@@ -271,10 +294,11 @@ int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
     A(w->c_h[l], U * B * (size_t)H);
     A(w->c_dh[l], U * B * (size_t)H);
   }
-  int E = c->cond[c->cond_layers - 1];
+  int E = c->groove ? 0 : c->cond[c->cond_layers - 1];
   A(w->dS, N * ds);
   for (int l = 0; l < c->dec_layers; l++) {
-    int xin = l == 0 ? E : c->dec[l - 1], H = c->dec[l];
+    int xin = l > 0 ? c->dec[l - 1] : c->groove ? c->vocab + c->z : E, H = c->dec[l];
+    if (c->groove) A(w->d_mask[l], T * N * (size_t)xin);
     if (H > maxH) maxH = H;
     A(w->d_xh[l], T * N * (size_t)(xin + H));
     A(w->d_g[l], T * N * (size_t)G4(H));
@@ -300,6 +324,7 @@ int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
   A(w->s_dh0, N * (size_t)maxH);
   A(w->s_dc0, N * (size_t)maxH);
   A(w->emb_copy, N * (size_t)E);
+  A(w->gprev, N * (size_t)c->vocab);
 #undef A
   if (!ok) {
     mv_vae_ws_free(w);
@@ -433,7 +458,13 @@ static void dense_bwd(int64_t R, int in, int out, const mv_real *x, const mv_rea
 }
 
 /* ---- encoder ---------------------------------------------------------------------- */
-static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels) {
+/* Scales x [n] by a dropout mask when this forward drops out. */
+static void drop_apply(mv_real *x, const mv_real *mask, int n) {
+  for (int q = 0; q < n; q++) x[q] *= mask[q];
+}
+
+/* The encoder over labels (the roll) or, for groove models, float inputs xf [B, L, D]. */
+static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, L = w->L, D = c->input_depth;
   for (int k = 0; k < c->enc_layers; k++) {
@@ -443,7 +474,9 @@ static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels) {
       for (int t = 0; t < L; t++)
         for (int b = 0; b < B; b++) {
           mv_real *x = xh + ((size_t)t * B + b) * K;
-          if (k == 0) { /* the roll: 9 class bits + "nothing hit" (generalised: D-1 bits + NOR) */
+          if (k == 0 && xf) {
+            memcpy(x, xf + ((size_t)b * L + t) * D, sizeof(mv_real) * (size_t)D);
+          } else if (k == 0) { /* the roll: 9 class bits + "nothing hit" (generalised: D-1 bits + NOR) */
             int32_t l = labels[(size_t)b * L + t];
             for (int q = 0; q < D - 1; q++) x[q] = (mv_real)((l >> q) & 1);
             x[D - 1] = l == 0 ? 1.0f : 0.0f;
@@ -452,6 +485,7 @@ static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels) {
             memcpy(x, w->e_h[k - 1][0] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
             memcpy(x + Hp, w->e_h[k - 1][1] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
           }
+          if (w->drop) drop_apply(x, w->e_mask[k][d] + ((size_t)t * B + b) * xin, xin);
         }
       const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
       layer_fwd(L, B, xin, H, PW(m, lw->kernel), PW(m, lw->bias), xh, w->e_g[k][d], w->e_c[k][d], w->e_h[k][d], NULL,
@@ -500,6 +534,7 @@ static void encoder_bwd(mv_vae *m, mv_vae_ws *w) {
                 w->e_c[k][d], NULL, w->e_dh[k][d], k > 0 ? w->dx : NULL, NULL, NULL, d, NULL, NULL);
       if (k > 0) {
         int Hp = c->enc[k - 1];
+        if (w->drop) drop_apply(w->dx, w->e_mask[k][d], L * B * xin);
         for (size_t r = 0; r < (size_t)L * B; r++)
           for (int q = 0; q < Hp; q++) {
             w->e_dh[k - 1][0][r * Hp + q] += w->dx[r * xin + q];
@@ -700,16 +735,72 @@ static void state_bufs_of(state_bufs *s, mv_vae_ws *w) {
   s->dc0 = w->s_dc0;
 }
 
+/* The batch means of a forward's losses, from the summed reconstruction rsum. */
+static void fill_stats(const mv_vae_ws *w, const mv_vae_train_opts *o, double rsum, double accuracy, int64_t sampled,
+                       mv_vae_stats *st, mv_real *recon_per_seq, mv_real *kl_per_seq) {
+  int B = w->B;
+  double klsum = 0, kcsum = 0;
+  for (int b = 0; b < B; b++) {
+    klsum += w->kl[b];
+    double kc = w->kl[b] - o->free_nats;
+    kcsum += kc > 0 ? kc : 0;
+  }
+  if (st) {
+    st->recon = rsum / B;
+    st->kl = klsum / B;
+    st->kl_cost = kcsum / B;
+    st->loss = st->recon + o->beta * st->kl_cost;
+    st->accuracy = accuracy;
+    st->sampled_inputs = sampled;
+  }
+  if (recon_per_seq) memcpy(recon_per_seq, w->rloss, sizeof(mv_real) * (size_t)B);
+  if (kl_per_seq) memcpy(kl_per_seq, w->kl, sizeof(mv_real) * (size_t)B);
+}
+
+/* Backward from dz [B, z] (the decoder's gradient) through the heads, the KL
+ * term (beta * d kl_cost / B) and the encoder. */
+static void heads_encoder_bwd(mv_vae *m, mv_vae_ws *w, const mv_vae_train_opts *o) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, L = w->L;
+  mv_real invB = 1.0f / (mv_real)B;
+  int Z = c->z, in = m->mu.in;
+  mv_real *dmu = w->dmu, *dsp = w->dsp;
+  for (int b = 0; b < B; b++) {
+    mv_real kw = (w->kl[b] - o->free_nats > 0) ? o->beta * invB : 0.0f;
+    for (int q = 0; q < Z; q++) {
+      size_t x = (size_t)b * Z + q;
+      mv_real sg = w->sigma[x], e = o->eps ? o->eps[x] : 0.0f;
+      dmu[x] = w->dz[x] + kw * w->mu[x];
+      mv_real dsg = w->dz[x] * e + kw * (sg - 1.0f / sg);
+      mv_real s = w->spre[x];
+      dsp[x] = dsg * (s > 20.0f ? 1.0f : sigm(s));
+    }
+  }
+  mv_real *denc = w->dx;
+  dense_bwd(B, in, Z, w->enc, PW(m, m->mu.kernel), dmu, GW(m, m->mu.kernel), GW(m, m->mu.bias), denc, 0.0f);
+  dense_bwd(B, in, Z, w->enc, PW(m, m->sigma.kernel), dsp, GW(m, m->sigma.kernel), GW(m, m->sigma.bias), denc, 1.0f);
+  int k = c->enc_layers - 1, He = c->enc[k];
+  memset(w->e_dh[k][0], 0, sizeof(mv_real) * (size_t)L * B * He);
+  memset(w->e_dh[k][1], 0, sizeof(mv_real) * (size_t)L * B * He);
+  for (int b = 0; b < B; b++) {
+    memcpy(w->e_dh[k][0] + ((size_t)(L - 1) * B + b) * He, denc + (size_t)b * 2 * He, sizeof(mv_real) * (size_t)He);
+    memcpy(w->e_dh[k][1] + (size_t)b * He, denc + (size_t)b * 2 * He + He, sizeof(mv_real) * (size_t)He);
+  }
+  encoder_bwd(m, w);
+}
+
 int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_train_opts *o, mv_vae_stats *st,
                    mv_real *recon_per_seq, mv_real *kl_per_seq, mv_err *err) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, U = c->bars, T = c->steps, L = w->L, N = w->N, V = c->vocab;
+  if (c->groove) return mv_seterr(err, MV_EINVAL, "a groove model takes float steps (mv_vae_forward_groove), not labels");
   for (int64_t k = 0; k < (int64_t)B * L; k++)
     if (labels[k] < 0 || labels[k] >= V)
       return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
+  w->drop = 0;
   state_bufs sb;
   state_bufs_of(&sb, w);
-  encoder_fwd(m, w, labels);
+  encoder_fwd(m, w, labels, NULL);
   heads_fwd(m, w, o->eps);
   conductor_fwd(m, w, sb.h0, sb.c0);
   const mv_real *emb = w->c_h[c->cond_layers - 1]; /* [U, B, E] = [N, E] */
@@ -743,22 +834,7 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
       rsum += -lp;
       if (argmax_row(lg, V) == tg) correct++;
     }
-  double klsum = 0, kcsum = 0;
-  for (int b = 0; b < B; b++) {
-    klsum += w->kl[b];
-    double kc = w->kl[b] - o->free_nats;
-    kcsum += kc > 0 ? kc : 0;
-  }
-  if (st) {
-    st->recon = rsum / B;
-    st->kl = klsum / B;
-    st->kl_cost = kcsum / B;
-    st->loss = st->recon + o->beta * st->kl_cost;
-    st->accuracy = (double)correct / ((double)B * L);
-    st->sampled_inputs = ctx.sampled;
-  }
-  if (recon_per_seq) memcpy(recon_per_seq, w->rloss, sizeof(mv_real) * (size_t)B);
-  if (kl_per_seq) memcpy(kl_per_seq, w->kl, sizeof(mv_real) * (size_t)B);
+  fill_stats(w, o, rsum, (double)correct / ((double)B * L), ctx.sampled, st, recon_per_seq, kl_per_seq);
   if (!o->backward) return MV_OK;
 
   /* ---- backward ---- */
@@ -802,31 +878,7 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
   dense_bwd(N, E, ds, emb, PW(m, m->dec_init.kernel), dS, GW(m, m->dec_init.kernel), GW(m, m->dec_init.bias), w->demb,
             1.0f);
   conductor_bwd(m, w, sb.c0, sb.dh0, sb.dc0);
-  /* heads: dz -> dmu, dsigma; plus beta * d kl_cost / B */
-  int Z = c->z, in = m->mu.in;
-  mv_real *dmu = w->dmu, *dsp = w->dsp;
-  for (int b = 0; b < B; b++) {
-    mv_real kw = (w->kl[b] - o->free_nats > 0) ? o->beta * invB : 0.0f;
-    for (int q = 0; q < Z; q++) {
-      size_t x = (size_t)b * Z + q;
-      mv_real sg = w->sigma[x], e = o->eps ? o->eps[x] : 0.0f;
-      dmu[x] = w->dz[x] + kw * w->mu[x];
-      mv_real dsg = w->dz[x] * e + kw * (sg - 1.0f / sg);
-      mv_real s = w->spre[x];
-      dsp[x] = dsg * (s > 20.0f ? 1.0f : sigm(s));
-    }
-  }
-  mv_real *denc = w->dx;
-  dense_bwd(B, in, Z, w->enc, PW(m, m->mu.kernel), dmu, GW(m, m->mu.kernel), GW(m, m->mu.bias), denc, 0.0f);
-  dense_bwd(B, in, Z, w->enc, PW(m, m->sigma.kernel), dsp, GW(m, m->sigma.kernel), GW(m, m->sigma.bias), denc, 1.0f);
-  int k = c->enc_layers - 1, He = c->enc[k];
-  memset(w->e_dh[k][0], 0, sizeof(mv_real) * (size_t)L * B * He);
-  memset(w->e_dh[k][1], 0, sizeof(mv_real) * (size_t)L * B * He);
-  for (int b = 0; b < B; b++) {
-    memcpy(w->e_dh[k][0] + ((size_t)(L - 1) * B + b) * He, denc + (size_t)b * 2 * He, sizeof(mv_real) * (size_t)He);
-    memcpy(w->e_dh[k][1] + (size_t)b * He, denc + (size_t)b * 2 * He + He, sizeof(mv_real) * (size_t)He);
-  }
-  encoder_bwd(m, w);
+  heads_encoder_bwd(m, w, o);
   return MV_OK;
 }
 
@@ -842,10 +894,12 @@ const mv_real *mv_vae_z(const mv_vae_ws *w) { return w->z; }
 
 int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, mv_real *sigma, mv_err *err) {
   int B = w->B, L = w->L, V = m->cfg.vocab, Z = m->cfg.z;
+  if (m->cfg.groove) return mv_seterr(err, MV_EINVAL, "a groove model encodes float steps (mv_vae_encode_x)");
+  w->drop = 0;
   for (int64_t k = 0; k < (int64_t)B * L; k++)
     if (labels[k] < 0 || labels[k] >= V)
       return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
-  encoder_fwd(m, w, labels);
+  encoder_fwd(m, w, labels, NULL);
   heads_fwd(m, w, NULL);
   if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
   if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
@@ -875,8 +929,10 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
                   mv_err *err) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, U = c->bars, T = c->steps, L = w->L, E = c->cond[c->cond_layers - 1];
+  if (c->groove) return mv_seterr(err, MV_EINVAL, "a groove model decodes with mv_vae_decode_groove");
   if (!(temperature >= 0)) return mv_seterr(err, MV_EINVAL, "temperature must be >= 0");
   if (temperature > 0 && !rngs) return mv_seterr(err, MV_EINVAL, "sampling needs random streams");
+  w->drop = 0;
   state_bufs sb;
   state_bufs_of(&sb, w);
   memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
@@ -910,6 +966,7 @@ int mv_vae_gen_new(mv_vae_gen **out, mv_vae *m, const mv_real *z, mv_real temper
   *out = NULL;
   if (!(temperature >= 0)) return mv_seterr(err, MV_EINVAL, "temperature must be >= 0");
   const mv_vae_config *c = &m->cfg;
+  if (c->groove) return mv_seterr(err, MV_EINVAL, "incremental generation is for categorical models");
   mv_vae_gen *g = calloc(1, sizeof *g);
   if (!g) return mv_seterr(err, MV_ENOMEM, "out of memory");
   int rc = mv_vae_ws_new(&g->w, m, 1, err);
@@ -970,6 +1027,208 @@ int mv_vae_gen_step(mv_vae_gen *g, int n) {
 int mv_vae_gen_pos(const mv_vae_gen *g) { return g->pos; }
 int mv_vae_gen_total(const mv_vae_gen *g) { return g->total; }
 const int32_t *mv_vae_gen_labels(const mv_vae_gen *g) { return g->labels; }
+
+/* ---- GrooVAE: the flat decoder over 27-float steps ------------------------------------ */
+static void make_masks(mv_vae *m, mv_vae_ws *w, mv_real keep, mv_rng *r) {
+  const mv_vae_config *c = &m->cfg;
+  mv_real scale = 1.0f / keep;
+  for (int k = 0; k < c->enc_layers; k++)
+    for (int d = 0; d < 2; d++) {
+      size_t n = (size_t)w->L * w->B * m->enc_fw[k].in;
+      for (size_t q = 0; q < n; q++) w->e_mask[k][d][q] = mv_rng_uniform(r) < keep ? scale : 0.0f;
+    }
+  for (int l = 0; l < c->dec_layers; l++) {
+    size_t n = (size_t)w->T * w->N * m->dec[l].in;
+    for (size_t q = 0; q < n; q++) w->d_mask[l][q] = mv_rng_uniform(r) < keep ? scale : 0.0f;
+  }
+}
+
+/* One flat-decoder step t over the N rows: layer 0's input is [prev row n (at
+ * prev + n * stride; zeros when prev is NULL), z]; the stack starts from the
+ * state w->dS (tanh'd) at t = 0. Fills logits and the activated outputs. */
+static void flat_step(mv_vae *m, mv_vae_ws *w, int t, const mv_real *prev, size_t stride, mv_real *h0buf,
+                      mv_real *c0buf) {
+  const mv_vae_config *c = &m->cfg;
+  int N = w->N, V = c->vocab, Z = c->z, C = V / 3, ds = state_size(c->dec, c->dec_layers);
+  for (int l = 0; l < c->dec_layers; l++) {
+    int H = c->dec[l], xin = m->dec[l].in, K = xin + H;
+    mv_real *xh = w->d_xh[l] + (size_t)t * N * K;
+    const mv_real *hp, *cp;
+    if (t == 0) {
+      hp = split_state(w->dS, c->dec, l, N, ds, 1, h0buf);
+      cp = split_state(w->dS, c->dec, l, N, ds, 0, c0buf + (size_t)l * N * H);
+    } else {
+      hp = w->d_h[l] + (size_t)(t - 1) * N * H;
+      cp = w->d_c[l] + (size_t)(t - 1) * N * H;
+    }
+    for (int n = 0; n < N; n++) {
+      mv_real *x = xh + (size_t)n * K;
+      if (l > 0) memcpy(x, w->d_h[l - 1] + ((size_t)t * N + n) * xin, sizeof(mv_real) * (size_t)xin);
+      else {
+        if (prev) memcpy(x, prev + (size_t)n * stride, sizeof(mv_real) * (size_t)V);
+        else memset(x, 0, sizeof(mv_real) * (size_t)V);
+        memcpy(x + V, w->z + (size_t)n * Z, sizeof(mv_real) * (size_t)Z);
+      }
+      if (w->drop) drop_apply(x, w->d_mask[l] + ((size_t)t * N + n) * xin, xin);
+      memcpy(x + xin, hp + (size_t)n * H, sizeof(mv_real) * (size_t)H);
+    }
+    lstm_fwd_step(N, K, H, PW(m, m->dec[l].kernel), PW(m, m->dec[l].bias), xh, NULL, NULL, cp,
+                  w->d_g[l] + (size_t)t * N * G4(H), w->d_c[l] + (size_t)t * N * H, w->d_h[l] + (size_t)t * N * H);
+  }
+  int Ht = c->dec[c->dec_layers - 1];
+  mv_real *lg = w->logits + (size_t)t * N * V, *out = w->probs + (size_t)t * N * V;
+  dense_fwd(N, Ht, V, w->d_h[c->dec_layers - 1] + (size_t)t * N * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < C; k++) {
+      size_t x = (size_t)n * V + k;
+      out[x] = sigm(lg[x]);
+      out[x + C] = sigm(lg[x + C]);
+      out[x + 2 * C] = TANH(lg[x + 2 * C]);
+    }
+}
+
+static void flat_init_state(mv_vae *m, mv_vae_ws *w) {
+  int ds = state_size(m->cfg.dec, m->cfg.dec_layers);
+  dense_fwd(w->N, m->cfg.z, ds, w->z, PW(m, m->dec_init.kernel), PW(m, m->dec_init.bias), w->dS);
+  for (size_t k = 0; k < (size_t)w->N * ds; k++) w->dS[k] = TANH(w->dS[k]);
+}
+
+static int check_groove(const mv_vae *m, const mv_real *x, int64_t nx, const mv_real *target, int64_t nt, mv_err *err) {
+  if (!m->cfg.groove) return mv_seterr(err, MV_EINVAL, "not a groove model");
+  for (int64_t k = 0; k < nx; k++)
+    if (!isfinite(x[k])) return mv_seterr(err, MV_EINVAL, "input value %lld is not finite", (long long)k);
+  for (int64_t k = 0; target && k < nt; k++)
+    if (!isfinite(target[k])) return mv_seterr(err, MV_EINVAL, "target value %lld is not finite", (long long)k);
+  return MV_OK;
+}
+
+int mv_vae_forward_groove(mv_vae *m, mv_vae_ws *w, const mv_real *x, const mv_real *target, const mv_vae_train_opts *o,
+                          mv_vae_stats *st, mv_real *recon_per_seq, mv_real *kl_per_seq, mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, L = w->L, N = w->N, V = c->vocab, C = V / 3, Z = c->z;
+  int rc = check_groove(m, x, (int64_t)B * L * c->input_depth, target, (int64_t)B * L * V, err);
+  if (rc) return rc;
+  w->drop = o->keep_prob > 0 && o->keep_prob < 1;
+  if (w->drop && !o->dropout) return mv_seterr(err, MV_EINVAL, "dropout (keep_prob < 1) needs a random stream");
+  if (w->drop) make_masks(m, w, o->keep_prob, o->dropout);
+  state_bufs sb;
+  state_bufs_of(&sb, w);
+  encoder_fwd(m, w, NULL, x);
+  heads_fwd(m, w, o->eps);
+  flat_init_state(m, w);
+  for (int t = 0; t < L; t++)
+    flat_step(m, w, t, t ? target + (size_t)(t - 1) * V : NULL, (size_t)L * V, sb.h0, sb.c0);
+  /* losses; the logits become their gradients (over the batch mean) */
+  const mv_real eps7 = 1e-7f;
+  mv_real invB = 1.0f / (mv_real)B;
+  double rsum = 0;
+  int64_t correct = 0;
+  for (int b = 0; b < B; b++) w->rloss[b] = 0;
+  for (int t = 0; t < L; t++)
+    for (int n = 0; n < N; n++) {
+      const mv_real *tg = target + ((size_t)n * L + t) * V;
+      mv_real *lg = w->logits + ((size_t)t * N + n) * V;
+      const mv_real *out = w->probs + ((size_t)t * N + n) * V;
+      double r = 0;
+      for (int k = 0; k < C; k++) {
+        mv_real h = tg[k], p = out[k], v = out[C + k], q = out[2 * C + k];
+        r += -(double)h * log((double)p + eps7) - (1.0 - h) * log(1.0 - p + eps7);
+        r += (double)(tg[C + k] - v) * (tg[C + k] - v) + (double)(tg[2 * C + k] - q) * (tg[2 * C + k] - q);
+        correct += (lg[k] > 0) == (h > 0.5f);
+        lg[k] = invB * (-h / (p + eps7) + (1.0f - h) / (1.0f - p + eps7)) * p * (1.0f - p);
+        lg[C + k] = invB * -2.0f * (tg[C + k] - v) * v * (1.0f - v);
+        lg[2 * C + k] = invB * -2.0f * (tg[2 * C + k] - q) * (1.0f - q * q);
+      }
+      w->rloss[n] += (mv_real)r;
+      rsum += r;
+    }
+  fill_stats(w, o, rsum, (double)correct / ((double)B * L * C), 0, st, recon_per_seq, kl_per_seq);
+  if (!o->backward) return MV_OK;
+
+  int top = c->dec_layers - 1, Ht = c->dec[top], ds = state_size(c->dec, c->dec_layers);
+  int64_t R = (int64_t)L * N;
+  dense_bwd(R, Ht, V, w->d_h[top], PW(m, m->out.kernel), w->logits, GW(m, m->out.kernel), GW(m, m->out.bias),
+            w->d_dh[top], 0.0f);
+  mv_real *dS = w->dS_grad;
+  memset(w->dz, 0, sizeof(mv_real) * (size_t)B * Z);
+  for (int l = top; l >= 0; l--) {
+    int H = c->dec[l], xin = m->dec[l].in;
+    split_state(w->dS, c->dec, l, N, ds, 0, sb.c0);
+    layer_bwd(w, L, N, xin, H, PW(m, m->dec[l].kernel), GW(m, m->dec[l].kernel), GW(m, m->dec[l].bias), w->d_xh[l],
+              w->d_g[l], w->d_c[l], sb.c0, w->d_dh[l], w->dx, sb.dh0, sb.dc0, 0, NULL, NULL);
+    if (w->drop) drop_apply(w->dx, w->d_mask[l], (int)(R * xin));
+    if (l > 0) {
+      memcpy(w->d_dh[l - 1], w->dx, sizeof(mv_real) * (size_t)R * xin);
+    } else {
+      for (int t = 0; t < L; t++)
+        for (int n = 0; n < N; n++) {
+          const mv_real *d = w->dx + ((size_t)t * N + n) * xin + V;
+          for (int q = 0; q < Z; q++) w->dz[(size_t)n * Z + q] += d[q];
+        }
+    }
+    int off = 0;
+    for (int q = 0; q < l; q++) off += 2 * c->dec[q];
+    for (int n = 0; n < N; n++)
+      for (int k = 0; k < H; k++) {
+        dS[(size_t)n * ds + off + k] = sb.dc0[(size_t)n * H + k];
+        dS[(size_t)n * ds + off + H + k] = sb.dh0[(size_t)n * H + k];
+      }
+  }
+  for (size_t k = 0; k < (size_t)N * ds; k++) dS[k] *= 1.0f - w->dS[k] * w->dS[k];
+  dense_bwd(N, Z, ds, w->z, PW(m, m->dec_init.kernel), dS, GW(m, m->dec_init.kernel), GW(m, m->dec_init.bias), w->dz,
+            1.0f);
+  heads_encoder_bwd(m, w, o);
+  return MV_OK;
+}
+
+const mv_real *mv_vae_outputs(const mv_vae_ws *w, int b, int s) { return w->probs + ((size_t)s * w->N + b) * w->V; }
+
+const mv_real *mv_vae_dropout_masks(const mv_vae_ws *w, int enc, int l) {
+  if (!w->drop || l < 0 || l >= MV_MAXLAYERS) return NULL;
+  return enc ? w->e_mask[l][enc - 1 ? 1 : 0] : w->d_mask[l];
+}
+
+int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_real *sigma, mv_err *err) {
+  int B = w->B, Z = m->cfg.z;
+  int rc = check_groove(m, x, (int64_t)B * w->L * m->cfg.input_depth, NULL, 0, err);
+  if (rc) return rc;
+  w->drop = 0;
+  encoder_fwd(m, w, NULL, x);
+  heads_fwd(m, w, NULL);
+  if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
+  if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
+  return MV_OK;
+}
+
+int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs, mv_real *out,
+                         mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, L = w->L, N = w->N, V = c->vocab, C = V / 3;
+  int rc = check_groove(m, z, (int64_t)B * c->z, NULL, 0, err);
+  if (rc) return rc;
+  if (!(temperature >= 0)) return mv_seterr(err, MV_EINVAL, "temperature must be >= 0");
+  if (temperature > 0 && !rngs) return mv_seterr(err, MV_EINVAL, "sampling needs random streams");
+  w->drop = 0;
+  state_bufs sb;
+  state_bufs_of(&sb, w);
+  memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
+  flat_init_state(m, w);
+  for (int t = 0; t < L; t++) {
+    flat_step(m, w, t, t ? w->gprev : NULL, (size_t)V, sb.h0, sb.c0);
+    const mv_real *lg = w->logits + (size_t)t * N * V, *act = w->probs + (size_t)t * N * V;
+    for (int n = 0; n < N; n++) {
+      mv_real *g = w->gprev + (size_t)n * V, *o = out + ((size_t)n * L + t) * V;
+      for (int k = 0; k < C; k++) {
+        mv_real l = lg[(size_t)n * V + k];
+        int hit = temperature > 0 ? mv_rng_uniform(&rngs[n]) < sigm(l / temperature) : l > 0;
+        g[k] = hit ? 1.0f : 0.0f;
+      }
+      memcpy(g + C, act + (size_t)n * V + C, sizeof(mv_real) * (size_t)(2 * C));
+      memcpy(o, g, sizeof(mv_real) * (size_t)V);
+    }
+  }
+  return MV_OK;
+}
 
 /* ---- Adam -------------------------------------------------------------------------------- */
 int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err) {

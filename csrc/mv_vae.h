@@ -36,6 +36,11 @@
 #define mv_vae_gen_pos mv_vae64_gen_pos
 #define mv_vae_gen_total mv_vae64_gen_total
 #define mv_vae_gen_labels mv_vae64_gen_labels
+#define mv_vae_forward_groove mv_vae64_forward_groove
+#define mv_vae_encode_x mv_vae64_encode_x
+#define mv_vae_decode_groove mv_vae64_decode_groove
+#define mv_vae_outputs mv_vae64_outputs
+#define mv_vae_dropout_masks mv_vae64_dropout_masks
 #else
 #define mv_real float
 #endif
@@ -44,8 +49,9 @@
 #define MV_MAXPARAMS 64
 
 typedef struct mv_vae_config {
-  int input_depth; /* encoder input: 10 (9 class bits + "nothing hit") */
-  int vocab;       /* decoder classes: 512 */
+  int groove;      /* 0: categorical, hierarchical decoder; 1: GrooVAE, flat decoder, 27-float steps */
+  int input_depth; /* encoder input: 10 (9 class bits + "nothing hit"); groove: 27 */
+  int vocab;       /* decoder classes: 512; groove: the output depth, 27 = hits | velocities | offsets */
   int z;           /* latent size */
   int bars;        /* U: conductor steps */
   int steps;       /* T: steps per bar */
@@ -110,6 +116,8 @@ typedef struct mv_vae_train_opts {
   mv_real beta;             /* KL weight */
   mv_real free_nats;        /* free_bits * ln 2 */
   int backward;           /* also accumulate gradients into m->grads */
+  mv_real keep_prob;        /* groove: dropout on every LSTM layer's input (1 or 0 = none) */
+  mv_rng *dropout;          /* groove: the masks' stream (advanced), needed when keep_prob < 1 */
 } mv_vae_train_opts;
 
 typedef struct mv_vae_stats {
@@ -130,6 +138,29 @@ const int32_t *mv_vae_inputs(const mv_vae_ws *w);
 const mv_real *mv_vae_mu(const mv_vae_ws *w);    /* [B, z] */
 const mv_real *mv_vae_sigma(const mv_vae_ws *w); /* [B, z] */
 const mv_real *mv_vae_z(const mv_vae_ws *w);     /* [B, z] */
+
+/* GrooVAE (cfg.groove): x [B, L, D] encoder inputs (the full groove, or a
+ * transform of it such as humanize's hits only), target [B, L, V] the groove
+ * to reconstruct: V = 3C floats per step, hits (0/1) | velocities (0-1) |
+ * offsets (-1..1]. The flat decoder's input at step t is [target[t-1] (zeros
+ * at t = 0), z]. Loss per step: sum over classes of log loss (eps 1e-7) on
+ * sigmoid(hit logit) + (vel - sigmoid)^2 + (off - tanh)^2, as magenta.
+ * st->accuracy is the hit accuracy over step x class cells. */
+int mv_vae_forward_groove(mv_vae *m, mv_vae_ws *w, const mv_real *x, const mv_real *target, const mv_vae_train_opts *o,
+                          mv_vae_stats *st, mv_real *recon_per_seq, mv_real *kl_per_seq, mv_err *err);
+/* After a groove forward or decode: sigmoid(hit logit), sigmoid(velocity), tanh(offset) [V] at sequence b, step s. */
+const mv_real *mv_vae_outputs(const mv_vae_ws *w, int b, int s);
+/* The dropout scales (0 or 1/keep) of the last groove forward, for layer l of the
+ * decoder (enc = 0) or of the encoder's direction d (enc = 1 + d); NULL without dropout. */
+const mv_real *mv_vae_dropout_masks(const mv_vae_ws *w, int enc, int l);
+/* Groove encoder only: mu, sigma [B, z] for inputs x [B, L, D]. */
+int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_real *sigma, mv_err *err);
+/* Groove free-running decoding of z [B, z] into out [B, L, V]: hits are
+ * Bernoulli(sigmoid(logit / T)) draws on rngs[b] (T = 0: logit > 0), velocities
+ * and offsets as predicted (for every class; a caller keeps them where hit);
+ * each step's input is the previous step's output. */
+int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs, mv_real *out,
+                         mv_err *err);
 
 /* Encoder only: mu, sigma [B, z] for labels [B, U*T]. */
 int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, mv_real *sigma, mv_err *err);
