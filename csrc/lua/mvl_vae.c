@@ -5,7 +5,11 @@
  *   m:encode(labels) -> mu, sigma              m:decode(z, {temperature, rngs}) -> labels [B, L]
  *   m:logits() -> [B, L, V] of the last forward   m:latents() -> mu, sigma, z of the last forward
  *   m:adam_step{lr, beta1, beta2, eps, clip_norm, zero_above} -> grad_norm, skipped
- *   m:adam_state() -> t, m (views), v (views)      m:set_adam_t(t) */
+ *   m:adam_state() -> t, m (views), v (views)      m:set_adam_t(t)
+ * Groove models (groove = true; flat decoder, 27-float steps):
+ *   m:forward(x [B, L, D], target [B, L, V], opts) -> stats  (opts also: keep_prob, dropout = rng)
+ *   m:encode(x [B, L, D]) -> mu, sigma   m:decode(z, {temperature, rngs, hits}) -> [B, L, V] (hits 0/1 |
+ *   velocities | offsets, for every class)   m:outputs() -> [B, L, V] activated outputs of the last forward */
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,13 +81,19 @@ static int l_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   mv_vae_config c;
   memset(&c, 0, sizeof c);
+  lua_getfield(L, 1, "groove");
+  c.groove = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   c.input_depth = getint(L, 1, "input_depth", 10);
   c.vocab = getint(L, 1, "vocab", 512);
   c.z = getint(L, 1, "z", 256);
   c.bars = getint(L, 1, "bars", 4);
   c.steps = getint(L, 1, "steps", 16);
   c.enc_layers = getsizes(L, 1, "enc", c.enc);
-  c.cond_layers = getsizes(L, 1, "cond", c.cond);
+  lua_getfield(L, 1, "cond");
+  int has_cond = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  c.cond_layers = c.groove && !has_cond ? 0 : getsizes(L, 1, "cond", c.cond);
   c.dec_layers = getsizes(L, 1, "dec", c.dec);
   mvl_vae *u = lua_newuserdatauv(L, sizeof *u, 0);
   memset(u, 0, sizeof *u);
@@ -211,25 +221,42 @@ static double optnum(lua_State *L, int t, const char *k, double def) {
   return v;
 }
 
-static int m_forward(lua_State *L) {
-  mvl_vae *u = checkvae(L, 1);
-  int B = labels_arg(L, u, 2);
-  if (lua_isnoneornil(L, 3)) lua_newtable(L);
-  else luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 3);
+/* The training options table at index t, the top of the stack (created if absent). */
+static void train_opts(lua_State *L, mvl_vae *u, int B, int t, mv_vae_train_opts *o_) {
+  if (lua_isnoneornil(L, t)) lua_newtable(L);
+  else luaL_checktype(L, t, LUA_TTABLE);
+  lua_settop(L, t);
   const mv_vae_config *c = &u->m->cfg;
   mv_vae_train_opts o;
   memset(&o, 0, sizeof o);
-  o.eps = opt_tensor(L, 3, "eps", (int64_t)B * c->z, "[batch, z]");
-  o.coins = opt_tensor(L, 3, "coins", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
-  o.draws = opt_tensor(L, 3, "draws", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
-  o.p_sample = (float)optnum(L, 3, "p_sample", 0);
-  o.beta = (float)optnum(L, 3, "beta", 0);
-  o.free_nats = (float)optnum(L, 3, "free_nats", 0);
-  lua_getfield(L, 3, "backward");
+  o.eps = opt_tensor(L, t, "eps", (int64_t)B * c->z, "[batch, z]");
+  o.coins = opt_tensor(L, t, "coins", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
+  o.draws = opt_tensor(L, t, "draws", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
+  o.p_sample = (float)optnum(L, t, "p_sample", 0);
+  o.beta = (float)optnum(L, t, "beta", 0);
+  o.free_nats = (float)optnum(L, t, "free_nats", 0);
+  lua_getfield(L, t, "backward");
   o.backward = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (o.p_sample > 0 && !o.coins) luaL_error(L, "p_sample > 0 needs coins (and draws)");
+  o.keep_prob = (float)optnum(L, t, "keep_prob", 1);
+  if (!(o.keep_prob > 0 && o.keep_prob <= 1)) luaL_error(L, "keep_prob must be in (0, 1]");
+  lua_getfield(L, t, "dropout");
+  if (!lua_isnil(L, -1)) o.dropout = mvl_checkrng(L, -1); /* stays referenced by the options table */
+  lua_pop(L, 1);
+  if (o.keep_prob < 1 && !o.dropout) luaL_error(L, "keep_prob < 1 needs a dropout stream (opts.dropout)");
+  *o_ = o;
+}
+
+static int push_stats(lua_State *L, const mv_vae_stats *s_, int per_seq);
+static int m_forward_groove(lua_State *L);
+
+static int m_forward(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  if (u->m->cfg.groove) return m_forward_groove(L);
+  int B = labels_arg(L, u, 2);
+  mv_vae_train_opts o;
+  train_opts(L, u, B, 3, &o);
   mv_vae_ws *w = ws_for(L, u, B);
   mv_vae_stats st;
   mvl_tensor *rl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 4 */
@@ -239,6 +266,44 @@ static int m_forward(lua_State *L) {
   int rc = mv_vae_forward(u->m, w, u->lab, &o, &st, rl->base, kl->base, &err);
   leave(&u->busy);
   if (rc) return mvl_raise(L, &err);
+  return push_stats(L, &st, 4);
+}
+
+/* [B, L, n] contiguous float tensor argument; returns B */
+static int steps_arg(lua_State *L, mvl_vae *u, int idx, int n, const char *what) {
+  mvl_tensor *t = mvl_checktensor(L, idx);
+  int Ls = u->m->cfg.bars * u->m->cfg.steps;
+  if (t->t.ndim != 3 || t->t.size[1] != Ls || t->t.size[2] != n || !mv_tensor_is_contiguous(&t->t))
+    luaL_error(L, "%s must be a contiguous [batch, %d, %d] tensor", what, Ls, n);
+  if (t->t.size[0] < 1) luaL_error(L, "empty batch");
+  return (int)t->t.size[0];
+}
+
+/* m:forward_groove(x [B, L, D], target [B, L, V], opts) -> stats */
+static int m_forward_groove(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  const mv_vae_config *c = &u->m->cfg;
+  if (!c->groove) return luaL_error(L, "forward_groove needs a groove model");
+  int B = steps_arg(L, u, 2, c->input_depth, "x");
+  if (steps_arg(L, u, 3, c->vocab, "target") != B) return luaL_error(L, "x and target have different batch sizes");
+  const float *x = mvl_checktensor(L, 2)->t.data, *tg = mvl_checktensor(L, 3)->t.data;
+  mv_vae_train_opts o;
+  train_opts(L, u, B, 4, &o);
+  mv_vae_ws *w = ws_for(L, u, B);
+  mv_vae_stats st;
+  mvl_tensor *rl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 5 */
+  mvl_tensor *kl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 6 */
+  mv_err err;
+  enter(L, &u->busy);
+  int rc = mv_vae_forward_groove(u->m, w, x, tg, &o, &st, rl->base, kl->base, &err);
+  leave(&u->busy);
+  if (rc) return mvl_raise(L, &err);
+  return push_stats(L, &st, 5);
+}
+
+/* The stats table; per_seq: the stack index of recon_per_seq (kl_per_seq follows). */
+static int push_stats(lua_State *L, const mv_vae_stats *s_, int per_seq) {
+  mv_vae_stats st = *s_;
   lua_createtable(L, 0, 8);
   lua_pushnumber(L, st.loss);
   lua_setfield(L, -2, "loss");
@@ -252,9 +317,9 @@ static int m_forward(lua_State *L) {
   lua_setfield(L, -2, "accuracy");
   lua_pushinteger(L, st.sampled_inputs);
   lua_setfield(L, -2, "sampled");
-  lua_pushvalue(L, 4);
+  lua_pushvalue(L, per_seq);
   lua_setfield(L, -2, "recon_per_seq");
-  lua_pushvalue(L, 5);
+  lua_pushvalue(L, per_seq + 1);
   lua_setfield(L, -2, "kl_per_seq");
   return 1;
 }
@@ -299,8 +364,32 @@ static int m_latents(lua_State *L) {
   return 3;
 }
 
+static int m_outputs(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  if (!u->ws || !u->m->cfg.groove) return luaL_error(L, "no groove forward pass yet");
+  int B = mv_vae_ws_batch(u->ws), Ls = u->m->cfg.bars * u->m->cfg.steps, V = u->m->cfg.vocab;
+  mvl_tensor *t = mvl_newtensor(L, 3, (int64_t[]){B, Ls, V});
+  for (int b = 0; b < B; b++)
+    for (int s = 0; s < Ls; s++)
+      memcpy(t->base + ((size_t)b * Ls + s) * V, mv_vae_outputs(u->ws, b, s), sizeof(float) * (size_t)V);
+  return 1;
+}
+
 static int m_encode(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
+  if (u->m->cfg.groove) {
+    int B = steps_arg(L, u, 2, u->m->cfg.input_depth, "x"), Z = u->m->cfg.z;
+    const float *x = mvl_checktensor(L, 2)->t.data;
+    mv_vae_ws *w = ws_for(L, u, B);
+    mvl_tensor *mu = mvl_newtensor(L, 2, (int64_t[]){B, Z});
+    mvl_tensor *sg = mvl_newtensor(L, 2, (int64_t[]){B, Z});
+    mv_err err;
+    enter(L, &u->busy);
+    int rc = mv_vae_encode_x(u->m, w, x, mu->base, sg->base, &err);
+    leave(&u->busy);
+    if (rc) return mvl_raise(L, &err);
+    return 2;
+  }
   int B = labels_arg(L, u, 2), Z = u->m->cfg.z;
   mv_vae_ws *w = ws_for(L, u, B);
   mvl_tensor *mu = mvl_newtensor(L, 2, (int64_t[]){B, Z});
@@ -324,9 +413,11 @@ static int m_decode(lua_State *L) {
   if (B < 1) return luaL_error(L, "empty batch");
   float temp = 0;
   mv_rng *rngs = NULL;
+  const float *hits = NULL;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     temp = (float)optnum(L, 3, "temperature", 0);
+    if (c->groove) hits = opt_tensor(L, 3, "hits", (int64_t)B * c->bars * c->steps * (c->vocab / 3), "[batch, steps, classes]");
     lua_getfield(L, 3, "rngs");
     if (!lua_isnil(L, -1)) {
       luaL_checktype(L, -1, LUA_TTABLE);
@@ -341,7 +432,9 @@ static int m_decode(lua_State *L) {
   }
   int Ls = c->bars * c->steps;
   mv_vae_ws *w = ws_for(L, u, B);
-  if ((size_t)B * Ls > u->labcap) {
+  mvl_tensor *gout = NULL;
+  if (c->groove) gout = mvl_newtensor(L, 3, (int64_t[]){B, Ls, c->vocab});
+  else if ((size_t)B * Ls > u->labcap) {
     int32_t *p = realloc(u->lab, (size_t)B * Ls * sizeof *p);
     if (!p) return luaL_error(L, "out of memory");
     u->lab = p;
@@ -349,7 +442,8 @@ static int m_decode(lua_State *L) {
   }
   mv_err err;
   enter(L, &u->busy);
-  int rc = mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err);
+  int rc = gout ? mv_vae_decode_groove(u->m, w, z->t.data, temp, rngs, hits, gout->base, &err)
+                : mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err);
   leave(&u->busy);
   if (rc) return mvl_raise(L, &err);
   if (rngs) { /* the streams advance: write their states back */
@@ -361,6 +455,7 @@ static int m_decode(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  if (gout) return 1; /* on the top of the stack */
   mvl_tensor *out = mvl_newtensor(L, 2, (int64_t[]){B, Ls});
   for (size_t k = 0; k < (size_t)B * Ls; k++) out->base[k] = (float)u->lab[k];
   return 1;
@@ -414,7 +509,9 @@ static int m_set_adam_t(lua_State *L) {
 
 static int m_config(lua_State *L) {
   const mv_vae_config *c = &checkvae(L, 1)->m->cfg;
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
+  lua_pushboolean(L, c->groove);
+  lua_setfield(L, -2, "groove");
   lua_pushinteger(L, c->input_depth);
   lua_setfield(L, -2, "input_depth");
   lua_pushinteger(L, c->vocab);
@@ -429,6 +526,7 @@ static int m_config(lua_State *L) {
   const int n[3] = {c->enc_layers, c->cond_layers, c->dec_layers};
   const char *k[3] = {"enc", "cond", "dec"};
   for (int q = 0; q < 3; q++) {
+    if (n[q] == 0) continue;
     lua_createtable(L, n[q], 0);
     for (int l = 0; l < n[q]; l++) {
       lua_pushinteger(L, sz[q][l]);
@@ -531,6 +629,7 @@ static const luaL_Reg methods[] = {{"init", m_init},
                                    {"zero_grad", m_zero_grad},
                                    {"forward", m_forward},
                                    {"logits", m_logits},
+                                   {"outputs", m_outputs},
                                    {"inputs", m_inputs},
                                    {"latents", m_latents},
                                    {"encode", m_encode},

@@ -261,10 +261,11 @@ M.register {
 M.register {
   name = "prepare",
   summary = "Turn a folder of MIDI files into a dataset file of 4-bar drum windows, split into train/validation/test.",
-  usage = "prepare DIR -o DATA.mvd [--info info.csv] [--max-per-file N] [--bars N] [--max-bars N] [--map NAME] [--drum-channel N|all] [--force]",
+  usage = "prepare DIR -o DATA.mvd [--info info.csv] [--max-per-file N] [--bars N] [--max-bars N] [--groove] [--map NAME] [--drum-channel N|all] [--force]",
   details = "Every distinct window of every drum track is kept unless --max-per-file caps it (evenly spaced).\n" ..
     "Without --info, files are split 80/10/10 by a hash of their path. A list of dropped files\n" ..
-    "and why is written beside the dataset (DATA.mvd.drops.tsv).",
+    "and why is written beside the dataset (DATA.mvd.drops.tsv). --groove also stores each window's\n" ..
+    "velocities and micro-timing (GrooVAE's 27 floats per step) for groove models.",
   min_args = 1, max_args = 1,
   options = {
     { name = "--output", short = "-o", arg = "DATA.mvd", help = "the dataset file to write (required)" },
@@ -275,6 +276,7 @@ M.register {
       check = function(v) return v >= 1 and v <= 64, "must be 1-64" end },
     { name = "--max-bars", arg = "N", type = "integer", help = "cut drum tracks after N bars (magenta: 100; default 0 = no limit)",
       check = function(v) return v >= 0, "must be >= 0" end },
+    { name = "--groove", type = "flag", help = "also store velocities and offsets (for groove models)" },
     PIPELINE_OPTIONS[1], PIPELINE_OPTIONS[2],
     { name = "--force", type = "flag", help = "overwrite an existing dataset file" },
     { name = "--verbose", short = "-v", type = "flag", help = "list what the reader skipped or repaired in each file (stderr)" },
@@ -291,7 +293,7 @@ M.register {
     local last = -1
     local report, err = Data.prepare(args[1], opts.output, {
       info = opts.info, max_per_file = opts.max_per_file, bars = opts.bars, max_bars = opts.max_bars,
-      map = map_opt(opts.map), drum_channel = drum_channel_opt(opts.drum_channel),
+      groove = opts.groove, map = map_opt(opts.map), drum_channel = drum_channel_opt(opts.drum_channel),
       on_warnings = opts.verbose and function(file, ws)
         for _, w in ipairs(ws) do errout:write("musicvae: ", file, ": ", w, "\n") end
       end or nil,
@@ -315,6 +317,9 @@ M.register {
     for k in pairs(report.dropped) do reasons[#reasons + 1] = k end
     table.sort(reasons)
     for _, k in ipairs(reasons) do out:write(("dropped (%s): %d\n"):format(k, report.dropped[k])) end
+    if opts.groove and report.groove_mismatch > 0 then
+      out:write(("windows left out of the groove data (hits off the file's grid): %d\n"):format(report.groove_mismatch))
+    end
     if report.steps_truncated > 0 then
       out:write(("steps cut by --max-bars: %d\n"):format(report.steps_truncated))
     end
@@ -361,7 +366,7 @@ M.register {
     "Ctrl-C saves one and stops cleanly; --resume continues the newest one exactly.",
   options = {
     { name = "--data", arg = "DATA.mvd", help = "the dataset file (musicvae prepare)" },
-    { name = "--config", arg = "NAME", help = "tiny, small (default) or paper" },
+    { name = "--config", arg = "NAME", help = "tiny, small (default), paper; groove or humanize (GrooVAE, needs prepare --groove)" },
     { name = "--out", arg = "DIR", help = "the run folder (runs/NAME)" },
     { name = "--minutes", arg = "M", type = "number", help = "train for this long",
       check = function(v) return v > 0, "must be positive" end },
@@ -421,6 +426,11 @@ M.register {
         if row.val_loss then
           line = line .. (" | val loss %.3f tf %.4f sampled %.4f"):format(row.val_loss, row.val_tf_accuracy,
             row.val_sampled_accuracy)
+          local v = row.val
+          if v and v.velocity_mae then
+            line = line .. (" | hit f1 %.3f vel mae %.2f (base %.2f) off mae %.4f (base %.4f)"):format(v.hit_f1,
+              v.velocity_mae, v.velocity_mae_baseline, v.offset_mae, v.offset_mae_baseline)
+          end
         end
         if tty and not row.val_loss then out:write("\r", line, "\27[K") else out:write(tty and "\r" or "", line, "\n") end
         out:flush()
@@ -442,6 +452,10 @@ M.register {
     if v then
       out:write(("validation: loss %.4f, tf_accuracy %.4f, sampled_accuracy %.4f\n"):format(v.loss, v.tf_accuracy,
         v.sampled_accuracy))
+      if v.velocity_mae then
+        out:write(("validation groove: hit_f1 %.4f, velocity_mae %.3f (baseline %.3f), offset_mae %.4f (baseline %.4f)\n")
+          :format(v.hit_f1, v.velocity_mae, v.velocity_mae_baseline, v.offset_mae, v.offset_mae_baseline))
+      end
     end
     return res.interrupted and 130 or 0
   end,

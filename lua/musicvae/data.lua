@@ -15,29 +15,67 @@ Data.FORMAT = "musicvae-dataset"
 Data.FORMAT_VERSION = "1.0"
 Data.SPLITS = { "train", "validation", "test" }
 
+--- The groove rows of one window: magenta's 27 floats per step, [hits | vel/127 |
+-- offsets (2 x steps, positive = early)], flat (step-major). first: the window's first
+-- step counted from the file start (0-based). nil, reason when the file's groove view
+-- disagrees with the track's hits (a step that is not on the file's grid).
+local function groove_rows(labels, first, gv)
+  local row = {}
+  for s = 1, #labels do
+    local l, v, o = labels[s], gv.vel[first + s], gv.off[first + s]
+    local base = (s - 1) * 27
+    for c = 1, 9 do
+      local hit = (l >> (c - 1)) & 1
+      local vel = v and v[c] or 0
+      if (hit == 1) ~= (vel > 0) then return nil, "groove mismatch" end
+      row[base + c] = hit
+      row[base + 9 + c] = vel / 127
+      row[base + 18 + c] = hit == 1 and o[c] or 0
+    end
+  end
+  return row
+end
+Data.groove_rows = groove_rows
+
 --- Windows of one file's tracks. opts: bars (4), steps_per_bar (16), hop_bars (1).
 -- -> list of {labels = {...}, first_bar = n (1-based, counted in 4-quarter bars from
---    the file start)}, de-duplicated in order of first appearance.
-function Data.windows(tracks, ppq, opts)
+--    the file start), groove = {64 x 27 floats} when gv (the file's groove view:
+--    {vel = , off = } as midi's h:groove) is given}, de-duplicated in order of first
+--    appearance; and the number of windows left out for a groove mismatch.
+function Data.windows(tracks, ppq, opts, gv)
   local spb = opts.steps_per_bar or 16
   local spq = opts.steps_per_quarter or 4
   local size = (opts.bars or 4) * spb
   local hop = (opts.hop_bars or 1) * spb
-  local seen, out = {}, {}
+  local seen, out, mismatched = {}, {}, 0
   for _, t in ipairs(tracks) do
     local l = t.labels
     for i = size, #l, hop do
       local w = table.move(l, i - size + 1, i, 1, {})
+      local step = t.start_step + i - size
+      local tick = t.piece_tick + step * ppq // spq
       local key = table.concat(w, ",")
+      local g
+      if gv then
+        if (t.piece_tick * spq) % ppq ~= 0 then
+          mismatched = mismatched + 1
+          goto next
+        end
+        g = groove_rows(w, t.piece_tick * spq // ppq + step, gv)
+        if not g then
+          mismatched = mismatched + 1
+          goto next
+        end
+        key = key .. "|" .. table.concat(g, ",")
+      end
       if not seen[key] then
         seen[key] = true
-        local step = t.start_step + i - size
-        local tick = t.piece_tick + step * ppq // spq
-        out[#out + 1] = { labels = w, first_bar = tick // (4 * ppq) + 1 }
+        out[#out + 1] = { labels = w, first_bar = tick // (4 * ppq) + 1, groove = g }
       end
+      ::next::
     end
   end
-  return out
+  return out, mismatched
 end
 
 --- Data.file_windows(path, opts) -> {windows, drop = reason|nil, detail, warnings, steps_truncated}
@@ -48,13 +86,18 @@ function Data.file_windows(path, opts)
   if not h then return { windows = {}, drop = "parse error", detail = err, warnings = {} } end
   local info = h:info()
   local r = h:tracks(copts)
+  local gv
+  if opts.groove and not r.drop then
+    local vel, off = h:groove(copts)
+    gv = { vel = vel, off = off }
+  end
   h:close()
   local res = { windows = {}, warnings = info.warnings, steps_truncated = r.steps_truncated }
   if r.drop then
     res.drop, res.detail = r.drop, r.detail
     return res
   end
-  res.windows = Data.windows(r.tracks, info.ppq, opts)
+  res.windows, res.groove_mismatch = Data.windows(r.tracks, info.ppq, opts, gv)
   if #res.windows == 0 then
     local longest = 0
     for _, t in ipairs(r.tracks) do longest = math.max(longest, #t.labels) end
@@ -190,11 +233,11 @@ function Data.prepare(dir, out_path, opts)
     if not info then return nil, err end
   end
   local wopts = { bars = opts.bars or 4, steps_per_bar = 16, steps_per_quarter = 4, map = opts.map,
-    drum_channel = opts.drum_channel, max_bars = opts.max_bars }
+    drum_channel = opts.drum_channel, max_bars = opts.max_bars, groove = opts.groove }
   local per = {}
-  for _, s in ipairs(Data.SPLITS) do per[s] = { labels = {}, source = {} } end
+  for _, s in ipairs(Data.SPLITS) do per[s] = { labels = {}, source = {}, groove = opts.groove and {} or nil } end
   local report = { files = #files, kept = 0, windows = {}, dropped = {}, drops = {}, warnings = 0,
-    steps_truncated = 0 }
+    steps_truncated = 0, groove_mismatch = 0 }
   for i, rel in ipairs(files) do
     if opts.progress then opts.progress(i, #files, rel) end
     local split = info and info[rel] or (not info and Data.hash_split(rel)) or nil
@@ -209,6 +252,7 @@ function Data.prepare(dir, out_path, opts)
     report.warnings = report.warnings + #(res.warnings or {})
     if opts.on_warnings and res.warnings and #res.warnings > 0 then opts.on_warnings(rel, res.warnings) end
     report.steps_truncated = report.steps_truncated + (res.steps_truncated or 0)
+    report.groove_mismatch = report.groove_mismatch + (res.groove_mismatch or 0)
     if res.drop then
       report.dropped[res.drop] = (report.dropped[res.drop] or 0) + 1
       report.drops[#report.drops + 1] = { file = rel, reason = res.drop, detail = res.detail or "" }
@@ -219,6 +263,7 @@ function Data.prepare(dir, out_path, opts)
       for _, w in ipairs(ws) do
         p.labels[#p.labels + 1] = w.labels
         p.source[#p.source + 1] = { i, w.first_bar }
+        if p.groove then p.groove[#p.groove + 1] = w.groove end
       end
     end
   end
@@ -229,6 +274,7 @@ function Data.prepare(dir, out_path, opts)
     drum_channel = opts.drum_channel or 10,
     max_bars = opts.max_bars or 0,
     max_per_file = opts.max_per_file or 0,
+    groove = opts.groove,
     files = files,
     root = dir,
   })
@@ -246,7 +292,8 @@ function Data.prepare(dir, out_path, opts)
 end
 
 --- Data.save(path, splits, info) -> true or nil, err. splits: {train = {labels = {rows}, source = {rows}}
--- or {labels = tensor [n, T], source = tensor [n, 2]}, ...}; info: bars, map, files, root, options.
+-- or {labels = tensor [n, T], source = tensor [n, 2]}, ...}, each with an optional groove
+-- (rows of T x 27 floats, or a tensor [n, T, 27]); info: bars, map, files, root, options.
 function Data.save(out_path, splits, info)
   info = info or {}
   local bars = info.bars or 4
@@ -265,6 +312,14 @@ function Data.save(out_path, splits, info)
     counts[s] = labels:size(1)
     tensors[#tensors + 1] = { s .. "/labels", labels }
     tensors[#tensors + 1] = { s .. "/source", source or core.zeros(labels:size(1), 2) }
+    local g = p.groove
+    if g then
+      if not core.istensor(g) then g = #g > 0 and core.tensor(g):view(#g, T, 27) or core.zeros(0, T, 27) end
+      if g:dim() ~= 3 or g:size(1) ~= labels:size(1) or (g:size(1) > 0 and (g:size(2) ~= T or g:size(3) ~= 27)) then
+        error(("Data.save: %s groove must be [n, %d, 27]"):format(s, T), 2)
+      end
+      tensors[#tensors + 1] = { s .. "/groove", g }
+    end
   end
   for _, e in ipairs(tensors) do parts[#parts + 1] = e[1] .. "=" .. checksum(e[2]:tobytes()) end
   local meta = {
@@ -278,6 +333,7 @@ function Data.save(out_path, splits, info)
     drum_channel = tostring(info.drum_channel or 10),
     max_bars = tostring(info.max_bars or 0),
     max_per_file = tostring(info.max_per_file or 0),
+    groove = info.groove and "1" or "0",
     splits = json.encode(counts),
     files = json.encode(json.array(info.files or {})),
     root = info.root or "",
@@ -313,7 +369,10 @@ function Data.load(path)
   local ds = setmetatable({ path = path, meta = meta, files = files, splits = {},
     bars = tonumber(meta.bars), steps_per_bar = tonumber(meta.steps_per_bar) }, Dataset)
   for _, s in ipairs(Data.SPLITS) do
-    if t[s .. "/labels"] then ds.splits[s] = { labels = t[s .. "/labels"], source = t[s .. "/source"] } end
+    if t[s .. "/labels"] then
+      ds.splits[s] = { labels = t[s .. "/labels"], source = t[s .. "/source"], groove = t[s .. "/groove"] }
+      if ds.splits[s].groove then ds.groove = true end
+    end
   end
   return ds
 end
@@ -349,24 +408,30 @@ function Dataset:order(split, seed, epoch)
   return idx
 end
 
---- ds:batches(split, {batch_size = 64, seed = s, epoch = 0, drop_last = false, start = 1})
--- -> iterator of (labels tensor [B, T], indices). Without seed: file order.
+--- ds:batches(split, {batch_size = 64, seed = s, epoch = 0, drop_last = false, start = 1, groove = false})
+-- -> iterator of (labels tensor [B, T], indices), or with groove = true of (groove
+-- tensor [B, T, 27], indices). Without seed: file order.
 function Dataset:batches(split, opts)
   opts = opts or {}
   local bs = opts.batch_size or 64
   local s = self.splits[split]
   if not s then error("dataset has no split '" .. tostring(split) .. "'", 2) end
   local order = self:order(split, opts.seed, opts.epoch)
+  local src = s.labels
+  if opts.groove then
+    src = s.groove
+    if not src then error("dataset has no groove data (prepare it with --groove)", 2) end
+  end
   local T = s.labels:size(2)
   local pos = opts.start or 1
   return function()
     if pos > #order then return nil end
     local last = math.min(#order, pos + bs - 1)
     if opts.drop_last and last - pos + 1 < bs then return nil end
-    local b = core.zeros(last - pos + 1, T)
+    local b = opts.groove and core.zeros(last - pos + 1, T, 27) or core.zeros(last - pos + 1, T)
     local idx = {}
     for k = pos, last do
-      b:select(1, k - pos + 1):copy(s.labels:select(1, order[k]))
+      b:select(1, k - pos + 1):copy(src:select(1, order[k]))
       idx[#idx + 1] = order[k]
     end
     pos = last + 1

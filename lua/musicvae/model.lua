@@ -33,18 +33,34 @@ local TRAIN = {
 
 --- Named configurations. `small` has magenta's cat-drums_2bar_small sizes;
 -- `paper` the paper's hierarchical sizes; `tiny` is for tests and examples.
+-- The groove configs are magenta's groovae_4bar (flat decoder, 27-float steps,
+-- dropout keep 0.3, no scheduled sampling); `humanize` encodes the hits only.
+local GROOVE = { groove = true, input_depth = 27, vocab = 27, keep_prob = 0.3, sampling_schedule = "constant",
+  sampling_rate = 0 }
+local function groove(t)
+  local o = copy(GROOVE)
+  for k, v in pairs(t) do o[k] = v end
+  return o
+end
 Model.configs = {
   tiny = { enc = { 32 }, cond = { 16 }, dec = { 32 }, z = 16, batch_size = 16 },
   small = { enc = { 512 }, cond = { 256, 256 }, dec = { 256, 256 }, z = 256 },
   paper = { enc = { 2048, 2048 }, cond = { 1024, 1024 }, dec = { 1024, 1024 }, z = 512 },
+  groove = groove { mode = "groove", enc = { 512 }, dec = { 256, 256 }, z = 256 },
+  humanize = groove { mode = "humanize", enc = { 512 }, dec = { 256, 256 }, z = 256 },
+  ["groove-tiny"] = groove { mode = "groove", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
+  ["humanize-tiny"] = groove { mode = "humanize", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
 }
+Model.GROOVE_MODES = { groove = true, humanize = true }
 
 --- Model.config(name_or_table[, overrides]) -> a complete config table
 function Model.config(c, overrides)
   local base
   if type(c) == "string" then
     base = Model.configs[c]
-    if not base then error(("unknown config '%s' (tiny, small, paper)"):format(c), 2) end
+    if not base then
+      error(("unknown config '%s' (tiny, small, paper, groove, humanize, groove-tiny, humanize-tiny)"):format(c), 2)
+    end
     base = copy(base)
     base.name = c
   elseif type(c) == "table" then
@@ -56,12 +72,15 @@ function Model.config(c, overrides)
   out.input_depth, out.vocab, out.bars, out.steps_per_bar = 10, 512, 4, 16
   for k, v in pairs(base) do out[k] = v end
   for k, v in pairs(overrides or {}) do out[k] = v end
+  if out.groove and not Model.GROOVE_MODES[out.mode or "groove"] then
+    error(("config: mode must be groove or humanize, not %s"):format(tostring(out.mode)), 2)
+  end
   return out
 end
 
 local function arch(cfg)
-  return { input_depth = cfg.input_depth, vocab = cfg.vocab, z = cfg.z, bars = cfg.bars,
-    steps = cfg.steps_per_bar, enc = cfg.enc, cond = cfg.cond, dec = cfg.dec }
+  return { groove = cfg.groove, input_depth = cfg.input_depth, vocab = cfg.vocab, z = cfg.z, bars = cfg.bars,
+    steps = cfg.steps_per_bar, enc = cfg.enc, cond = (not cfg.groove) and cfg.cond or nil, dec = cfg.dec }
 end
 
 --- Model.new(config[, seed]) -> model with magenta's initialisation from (seed, "init")
@@ -197,9 +216,70 @@ function Model:labels_tensor(patterns)
   return t
 end
 
+--- m:groove_tensor(patterns) -> [n, steps, 27]: magenta's [hits | vel/127 | offsets (2 x steps,
+-- positive = early)] per step. A hit without a velocity gets 80 (the categorical default).
+function Model:groove_tensor(patterns)
+  local list = as_list(patterns)
+  local L = self.steps
+  local rows = {}
+  for i, p in ipairs(list) do
+    p = P.new(p)
+    local row, vel, off = {}, p.velocities or {}, p.offsets or {}
+    for s = 1, L do
+      local l, v, o = p.labels[s] or 0, vel[s] or {}, off[s] or {}
+      local base = (s - 1) * 27
+      for c = 1, 9 do
+        local hit = (l >> (c - 1)) & 1
+        row[base + c] = hit
+        row[base + 9 + c] = hit == 1 and math.max(1, math.min(127, v[c] or 80)) / 127 or 0
+        row[base + 18 + c] = hit == 1 and math.max(-1, math.min(1, 2 * (o[c] or 0))) or 0
+      end
+    end
+    rows[i] = row
+  end
+  return core.tensor(rows):view(#rows, L, 27)
+end
+
+--- The encoder's input for groove targets [n, steps, 27] under the model's mode:
+-- humanize sees the hits only (velocities and offsets zeroed), as magenta's converter.
+function Model:groove_input(target)
+  if self.config.mode ~= "humanize" then return target end
+  local x = target:clone()
+  x:narrow(3, 10, 18):fill(0)
+  return x
+end
+
 --- m:encode(patterns) -> mu, sigma ([n, z] tensors)
 function Model:encode(patterns)
+  if self.config.groove then return self.vae:encode(self:groove_input(self:groove_tensor(patterns))) end
   return self.vae:encode(self:labels_tensor(patterns))
+end
+
+--- Groove outputs [n, steps, 27] -> patterns (notes where hit; velocity round(v * 127)
+-- in 1-127, offset o / 2 steps clipped to +-0.5, as magenta's from_tensors).
+function Model:groove_patterns(out, qpm)
+  local n, L = out:size(1), out:size(2)
+  local res = {}
+  for i = 1, n do
+    local flat = out:select(1, i):contiguous():view(-1):totable()
+    local labels, vel, off = {}, {}, {}
+    for s = 1, L do
+      local base, l = (s - 1) * 27, 0
+      for c = 1, 9 do
+        if flat[base + c] > 0.5 then
+          l = l | (1 << (c - 1))
+          vel[s] = vel[s] or {}
+          off[s] = off[s] or {}
+          vel[s][c] = math.max(1, math.min(127, math.floor(flat[base + 9 + c] * 127 + 0.5)))
+          off[s][c] = math.max(-0.5, math.min(0.5, flat[base + 18 + c] / 2))
+        end
+      end
+      labels[s] = l
+    end
+    res[i] = P.new { labels = labels, bars = self.config.bars, steps_per_bar = self.config.steps_per_bar,
+      qpm = qpm or 120, velocities = vel, offsets = off }
+  end
+  return res
 end
 
 --- The per-example streams of the conventions: example i of a call with seed s
@@ -216,6 +296,10 @@ function Model:decode(z, opts)
   local temp = opts.temperature or 0
   local n = z:size(1)
   local rngs = temp > 0 and Model.streams(opts.seed or 0, opts.first_index or 1, n) or nil
+  if self.config.groove then
+    local out = self.vae:decode(z:contiguous(), { temperature = temp, rngs = rngs, hits = opts.hits })
+    return self:groove_patterns(out, opts.qpm)
+  end
   local labels = self.vae:decode(z:contiguous(), { temperature = temp, rngs = rngs })
   local out = {}
   for i = 1, n do
@@ -264,6 +348,20 @@ function Model:reconstruct(patterns, o)
   local mu = self:encode(list)
   local out = self:decode(mu, { temperature = o.temperature or 0, seed = o.seed or 0, first_index = o.first_index,
     qpm = o.qpm or P.new(list[1]).qpm })
+  return single and out[1] or out, mu
+end
+
+--- m:humanize(patterns, {qpm}) -> patterns with the same hits and the model's velocities
+-- and offsets (z = mu of the hits; the decoder's hits are fixed to the input's). Needs a
+-- groove model; the input's velocities and offsets are ignored in humanize mode.
+function Model:humanize(patterns, o)
+  o = o or {}
+  if not self.config.groove then error("humanize needs a groove model (e.g. gmd-4bar-humanize)", 2) end
+  local list, single = as_list(patterns)
+  local target = self:groove_tensor(list)
+  local mu = self.vae:encode(self:groove_input(target))
+  local hits = target:narrow(3, 1, 9):contiguous()
+  local out = self:decode(mu, { temperature = 0, hits = hits, qpm = o.qpm or P.new(list[1]).qpm })
   return single and out[1] or out, mu
 end
 
@@ -338,6 +436,7 @@ Generator.__index = Generator
 -- `index` with the same seed and temperature.
 function Model:generator(o)
   o = o or {}
+  if self.config.groove then error("live generation needs a categorical model (e.g. gmd-4bar-small)", 2) end
   local temp = o.temperature or 0.5
   check_temp(temp)
   local seed, index = o.seed or 0, o.index or 1

@@ -92,8 +92,10 @@ function T.new(o)
     tr.skipped = tonumber(meta.skipped) or 0
     tr.rng_z = core.rng(0)
     tr.rng_s = core.rng(0)
+    tr.rng_d = core.rng(tr.seed, "dropout")
     assert(tr.rng_z:set_state(unhex(meta.rng_z)))
     assert(tr.rng_s:set_state(unhex(meta.rng_sampling)))
+    if meta.rng_dropout and meta.rng_dropout ~= "" then assert(tr.rng_d:set_state(unhex(meta.rng_dropout))) end
     tr.resumed_from = ckpts[1].path
   elseif not o.resume and #ckpts > 0 and not o.force then
     return nil, o.out .. " already holds checkpoints; use --resume to continue or another --out"
@@ -107,8 +109,23 @@ function T.new(o)
     tr.step, tr.epoch, tr.cursor, tr.seconds, tr.skipped = 0, 0, 1, 0, 0
     tr.rng_z = core.rng(tr.seed, "z")
     tr.rng_s = core.rng(tr.seed, "sampling")
+    tr.rng_d = core.rng(tr.seed, "dropout")
   end
   local cfg = tr.cfg
+  if cfg.groove and not ds.groove then
+    return nil, "a groove model needs a dataset with groove data (musicvae prepare --groove)"
+  end
+  if cfg.groove and not cfg.mean_velocity then
+    -- the training set's mean velocity on hit cells: the velocity baseline of the metrics
+    local flat = ds.splits.train.groove:contiguous():view(-1):totable()
+    local tot, cnt = 0, 0
+    for i = 0, #flat // 27 - 1 do
+      for c = 1, 9 do
+        if flat[i * 27 + c] > 0.5 then tot, cnt = tot + flat[i * 27 + 9 + c] * 127, cnt + 1 end
+      end
+    end
+    cfg.mean_velocity = cnt > 0 and tot / cnt or 0
+  end
   if cfg.batch_size % tr.nranks ~= 0 then
     return nil, ("the batch size %d does not split into %d equal parts (one per rank)"):format(cfg.batch_size, tr.nranks)
   end
@@ -153,8 +170,8 @@ function Trainer:next_batch()
     self.cursor = 1
     if B > #self.order then error("batch size is larger than the training split", 0) end
   end
-  local labels = self.ds.splits.train.labels
-  local b = core.zeros(B, labels:size(2))
+  local labels = self.cfg.groove and self.ds.splits.train.groove or self.ds.splits.train.labels
+  local b = self.cfg.groove and core.zeros(B, labels:size(2), 27) or core.zeros(B, labels:size(2))
   for k = 0, B - 1 do b:select(1, k + 1):copy(labels:select(1, self.order[self.cursor + k])) end
   self.cursor = self.cursor + B
   return b
@@ -180,7 +197,15 @@ function Trainer:step_once()
   end
   local vae = self.model.vae
   vae:zero_grad()
-  local st = vae:forward(batch, opts)
+  local st
+  if cfg.groove then
+    -- dropout masks from (seed, "dropout"); with N ranks every rank draws its rows' masks from the
+    -- same stream state, so a distributed groove run is not bit-identical to a single-process one
+    opts.keep_prob, opts.dropout = cfg.keep_prob or 1, self.rng_d
+    st = vae:forward(self.model:groove_input(batch), batch, opts)
+  else
+    st = vae:forward(batch, opts)
+  end
   if self.dist then
     self.dist.allreduce_mean(vae:flat("grads"))
     local s = core.tensor { st.loss, st.recon, st.kl, st.accuracy }
@@ -199,6 +224,11 @@ function Trainer:validate()
   if self.rank ~= 0 then return nil end
   local v = self.ds.splits.validation
   if not v or v.labels:size(1) == 0 then return nil end
+  if self.cfg.groove then
+    if not v.groove then return nil end
+    return Eval.groove_metrics(self.model, v.groove, { batch_size = 64, beta = self.sched.beta(self.step),
+      free_nats = self.free_nats })
+  end
   return Eval.metrics(self.model, v.labels, { batch_size = 64, beta = self.sched.beta(self.step),
     free_nats = self.free_nats })
 end
@@ -217,6 +247,9 @@ function Trainer:save_best(val)
   meta.val_loss = ("%.6g"):format(val.loss)
   meta.val_tf_accuracy = ("%.6g"):format(val.tf_accuracy)
   meta.val_sampled_accuracy = ("%.6g"):format(val.sampled_accuracy)
+  for _, k in ipairs { "hit_f1", "velocity_mae", "velocity_mae_baseline", "offset_mae", "offset_mae_baseline" } do
+    if val[k] then meta["val_" .. k] = ("%.6g"):format(val[k]) end
+  end
   return self.model:save(self.out .. "/best.safetensors", { metadata = meta })
 end
 
@@ -232,7 +265,7 @@ function Trainer:checkpoint(keep)
     cursor = tostring(self.cursor), seconds = ("%.17g"):format(self.seconds),
     best_val_loss = self.best and ("%.17g"):format(self.best) or "",
     skipped = tostring(self.skipped), data_path = self.data_path or "",
-    rng_z = hex(self.rng_z:state()), rng_sampling = hex(self.rng_s:state()),
+    rng_z = hex(self.rng_z:state()), rng_sampling = hex(self.rng_s:state()), rng_dropout = hex(self.rng_d:state()),
   } })
   if not ok then return nil, err end
   for i, c in ipairs(T.checkpoints(self.out)) do
@@ -314,6 +347,7 @@ function Trainer:run(o)
         p_sample = s.p_sample, lr = s.lr, grad_norm = acc.grad_norm / acc.n, skipped = self.skipped }
       if val then
         row.val_loss, row.val_tf_accuracy, row.val_sampled_accuracy = val.loss, val.tf_accuracy, val.sampled_accuracy
+        row.val = val -- every metric, for the console (log.csv keeps the fixed columns)
       end
       self:append_log(row)
       if o.on_line and self.rank == 0 then o.on_line(row, target_step, deadline) end
