@@ -476,6 +476,7 @@ M.register {
     local core = require "musicvae.core"
     local Eval = require "musicvae.evaluate"
     local m = M.load_model(opts.model)
+    local groove = m.config.groove
     local labels
     if core.isfile(args[1]) and not args[1]:lower():match("%.midi?$") then
       local Data = require "musicvae.data"
@@ -484,16 +485,26 @@ M.register {
       local split = opts.split or "validation"
       if not ds.splits[split] or ds:size(split) == 0 then fail("%s has no '%s' windows", args[1], split) end
       labels = ds.splits[split].labels
+      if groove then
+        labels = ds.splits[split].groove
+        if not labels then fail("%s has no groove data; a groove model needs musicvae prepare --groove", args[1]) end
+      end
     else
       if not core.isfile(args[1]) and not core.isdir(args[1]) then fail("%s: no such file or folder", args[1]) end
       local err
-      labels, err = Eval.windows_from_midi(args[1])
+      labels, err = Eval.windows_from_midi(args[1], { groove = groove })
       if not labels then fail("%s", err) end
     end
-    local r = Eval.metrics(m, labels, { batch_size = opts.batch or 64 })
+    local r = groove and Eval.groove_metrics(m, labels, { batch_size = opts.batch or 64 })
+      or Eval.metrics(m, labels, { batch_size = opts.batch or 64 })
     r.model = m.path
     if opts.json then
       out:write(json.encode(r), "\n")
+    elseif groove then
+      out:write(("%s on %d windows: hit_accuracy %.4f, hit_f1 %.4f, velocity_mae %.3f (baseline %.3f), " ..
+        "offset_mae %.4f steps (baseline %.4f), tf_accuracy %.4f, recon_nll %.3f, kl %.3f\n"):format(m.path or "model",
+        r.windows, r.hit_accuracy, r.hit_f1, r.velocity_mae, r.velocity_mae_baseline, r.offset_mae,
+        r.offset_mae_baseline, r.tf_accuracy, r.recon_nll, r.kl))
     else
       out:write(("%s on %d windows: tf_accuracy %.4f, sampled_accuracy %.4f, recon_nll %.3f, kl %.3f\n"):format(
         m.path or "model", r.windows, r.tf_accuracy, r.sampled_accuracy, r.recon_nll, r.kl))
@@ -544,18 +555,40 @@ local function gen_model(opts)
   return m
 end
 
---- Input windows of a MIDI file: list of {labels, first_bar}, and the file's qpm.
-local function input_windows(path, opts)
+--- Input windows of a MIDI file: list of {labels, first_bar, groove}, and the file's qpm.
+-- groove: also read each window's velocities and offsets (for groove models).
+local function input_windows(path, opts, groove)
   local Data = require "musicvae.data"
   local midi = require "musicvae.midi"
   local info, err = midi.labels(path, { drum_channel = drum_channel_opt(opts.drum_channel) })
   if not info then fail("%s", err) end
-  local res = Data.file_windows(path, { drum_channel = drum_channel_opt(opts.drum_channel) })
+  local res = Data.file_windows(path, { drum_channel = drum_channel_opt(opts.drum_channel), groove = groove })
   if #res.windows == 0 then
     fail("%s: no 4-bar drum window (%s%s)", path, res.drop or "none found",
       res.detail and res.detail ~= "" and (": " .. res.detail) or "")
   end
   return res.windows, info.qpm
+end
+
+--- A window as a pattern (with its velocities and offsets when it has groove rows).
+local function window_pattern(w, qpm)
+  local P = require "musicvae.pattern"
+  local t = { labels = w.labels, qpm = qpm }
+  if w.groove then
+    local vel, off = {}, {}
+    for s = 1, #w.labels do
+      local base = (s - 1) * 27
+      for c = 1, 9 do
+        if w.groove[base + c] == 1 then
+          vel[s], off[s] = vel[s] or {}, off[s] or {}
+          vel[s][c] = math.floor(w.groove[base + 9 + c] * 127 + 0.5)
+          off[s][c] = w.groove[base + 18 + c] / 2
+        end
+      end
+    end
+    t.velocities, t.offsets = vel, off
+  end
+  return P.new(t)
 end
 
 local function choose_window(path, windows, bar, out, say)
@@ -581,6 +614,7 @@ local function write_outputs(opts, out, m, mode, seed, temperature, items)
   local midi = require "musicvae.midi"
   local dir = opts.output
   if not dir then usage_error("%s: -o DIR is required", mode) end
+  if items[1] and items[1].stem then dir = items[1].stem:match("^(.*)/[^/]*$") or "." end
   if not core.isdir(dir) then
     os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
     if not core.isdir(dir) then fail("%s: cannot create the folder", dir) end
@@ -593,7 +627,7 @@ local function write_outputs(opts, out, m, mode, seed, temperature, items)
   end
   local stems = {}
   for i, it in ipairs(items) do
-    stems[i] = ("%s/%s-s%d-t%s-%s"):format(dir, mode, seed, temp_str(temperature),
+    stems[i] = it.stem or ("%s/%s-s%d-t%s-%s"):format(dir, mode, seed, temp_str(temperature),
       it.suffix or ("%03d"):format(it.index))
     if not opts.force then
       for _, ext in ipairs { ".mid", ".json" } do
@@ -653,14 +687,13 @@ M.register {
     GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
   run = function(opts, args, out)
     if not opts.output then usage_error("reconstruct: -o DIR is required") end
-    local windows, qpm = input_windows(args[1], opts)
-    if opts.bar then windows = { choose_window(args[1], windows, opts.bar, out) } end
     local m = gen_model(opts)
+    local windows, qpm = input_windows(args[1], opts, m.config.groove)
+    if opts.bar then windows = { choose_window(args[1], windows, opts.bar, out) } end
     local t = opts.temperature or 0
     local seed = opts.seed or 0
-    local P = require "musicvae.pattern"
     local pats = {}
-    for i, w in ipairs(windows) do pats[i] = P.new { labels = w.labels, qpm = qpm } end
+    for i, w in ipairs(windows) do pats[i] = window_pattern(w, qpm) end
     local rec, mu = m:reconstruct(pats, { temperature = t, seed = seed, qpm = qpm })
     local items = {}
     for i, p in ipairs(rec) do
@@ -686,24 +719,28 @@ M.register {
   run = function(opts, args, out)
     if not opts.output then usage_error("interpolate: -o DIR is required") end
     local P = require "musicvae.pattern"
-    local wa, qa = input_windows(args[1], opts)
-    local wb = input_windows(args[2], opts)
+    local m = gen_model(opts)
+    local wa, qa = input_windows(args[1], opts, m.config.groove)
+    local wb = input_windows(args[2], opts, m.config.groove)
     local a = choose_window(args[1], wa, opts.bar, out, true)
     local b = choose_window(args[2], wb, opts.bar, out, true)
-    local m = gen_model(opts)
     local t = opts.temperature or 0
     local seed = opts.seed or 0
-    local pats, z = m:interpolate(P.new { labels = a.labels, qpm = qa }, P.new { labels = b.labels, qpm = qa },
+    local pats, z = m:interpolate(window_pattern(a, qa), window_pattern(b, qa),
       { steps = opts.steps or 8, lerp = opts.lerp, temperature = t, seed = seed, qpm = qa })
     local inputs = { json.ordered { { "file", args[1] }, { "bar", a.first_bar } },
       json.ordered { { "file", args[2] }, { "bar", b.first_bar } } }
-    local items, all = {}, {}
+    local items, all, vel, off = {}, {}, {}, {}
     for i, p in ipairs(pats) do
       items[i] = { pattern = p, index = i, z = zrow(z, i), inputs = inputs }
-      for _, l in ipairs(p.labels) do all[#all + 1] = l end
+      for s, l in ipairs(p.labels) do
+        all[#all + 1] = l
+        if p.velocities then vel[#all], off[#all] = p.velocities[s], p.offsets[s] end
+      end
     end
-    items[#items + 1] = { pattern = P.new { labels = all, qpm = qa, steps_per_bar = 16 }, index = 0, suffix = "all",
-      inputs = inputs, no_grid = true }
+    items[#items + 1] = { pattern = P.new { labels = all, qpm = qa, steps_per_bar = 16,
+      velocities = m.config.groove and vel or nil, offsets = m.config.groove and off or nil }, index = 0,
+      suffix = "all", inputs = inputs, no_grid = true }
     write_outputs(opts, out, m, "interpolate", seed, t, items)
     return 0
   end,
@@ -723,13 +760,12 @@ M.register {
     GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
   run = function(opts, args, out)
     if not opts.output then usage_error("similar: -o DIR is required") end
-    local P = require "musicvae.pattern"
-    local ws, q = input_windows(args[1], opts)
-    local w = choose_window(args[1], ws, opts.bar, out, true)
     local m = gen_model(opts)
+    local ws, q = input_windows(args[1], opts, m.config.groove)
+    local w = choose_window(args[1], ws, opts.bar, out, true)
     local seed = pick_seed(opts, out)
     local t = opts.temperature or 0.5
-    local pats, z = m:similar(P.new { labels = w.labels, qpm = q },
+    local pats, z = m:similar(window_pattern(w, q),
       { similarity = opts.similarity or 0.8, n = opts.n or 4, temperature = t, seed = seed, qpm = q })
     local items = {}
     for i, p in ipairs(pats) do
@@ -737,6 +773,34 @@ M.register {
         inputs = { json.ordered { { "file", args[1] }, { "bar", w.first_bar } } } }
     end
     write_outputs(opts, out, m, "similar", seed, t, items)
+    return 0
+  end,
+}
+
+M.register {
+  name = "humanize",
+  summary = "Give a drum pattern a drummer's velocities and timing with a groove model (GrooVAE's humanize).",
+  usage = "humanize IN.mid -o OUT.mid|DIR [--model gmd-4bar-humanize] [--bar K] [--kit FILE.lua] [--force]",
+  details = "The hits stay exactly as they are; the model predicts each hit's velocity and its offset from\n" ..
+    "the grid. The written file keeps the input's tempo. -o OUT.mid writes that file (and OUT.json);\n" ..
+    "-o DIR writes DIR/humanize-s0-t0-001.mid as the other commands. The model defaults to\n" ..
+    "gmd-4bar-humanize (not $MUSICVAE_MODEL, which names a categorical model as a rule).",
+  min_args = 1, max_args = 1,
+  options = { { name = "--model", arg = "PATH|NAME", help = "groove model file or name (default gmd-4bar-humanize)" },
+    { name = "--output", short = "-o", arg = "OUT.mid|DIR", help = "the file (or folder) to write (required)" },
+    GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("humanize: -o OUT.mid is required") end
+    local m = gen_model { model = opts.model or "gmd-4bar-humanize" }
+    if not m.config.groove then
+      fail("%s is a categorical model; humanize needs a groove model (--model gmd-4bar-humanize)", m.path)
+    end
+    local ws, qpm = input_windows(args[1], opts, true)
+    local w = choose_window(args[1], ws, opts.bar, out, true)
+    local p = m:humanize(window_pattern(w, qpm), { qpm = qpm })
+    local item = { pattern = p, index = 1, inputs = { json.ordered { { "file", args[1] }, { "bar", w.first_bar } } } }
+    if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
+    write_outputs(opts, out, m, "humanize", 0, 0, { item })
     return 0
   end,
 }
@@ -750,11 +814,22 @@ M.register {
     { name = "--title", arg = "TEXT", help = "the SVG's title (default: the file name)" }, GEN_OPTIONS.drum_channel },
   run = function(opts, args, out)
     local midi = require "musicvae.midi"
-    local P = require "musicvae.pattern"
-    local r, err = midi.labels(args[1], { drum_channel = drum_channel_opt(opts.drum_channel) })
-    if not r then fail("%s", err) end
-    local p = P.new { labels = r.labels, qpm = r.qpm, steps_per_bar = 16 }
-    out:write(("%s: %d bars, %.6g qpm\n"):format(args[1], p.bars, r.qpm), tostring(p), "\n")
+    local P_ = require "musicvae.pattern"
+    local p, err = midi.groove(args[1], { drum_channel = drum_channel_opt(opts.drum_channel) })
+    if not p then fail("%s", err) end
+    out:write(("%s: %d bars, %.6g qpm\n"):format(args[1], p.bars, p.qpm), tostring(p), "\n")
+    local soft, loud, early, late = 0, 0, 0, 0
+    for st, row in pairs(p.velocities or {}) do
+      for c, v in pairs(row) do
+        if v < P_.SOFT then soft = soft + 1 elseif v >= P_.LOUD then loud = loud + 1 end
+        local o = p.offsets[st] and p.offsets[st][c] or 0
+        if o >= 0.125 then early = early + 1 elseif o <= -0.125 then late = late + 1 end
+      end
+    end
+    if soft + loud + early + late > 0 then
+      out:write(("o soft (velocity < %d): %d, X loud (>= %d): %d; early by 1/8 step or more: %d, late: %d\n"):format(
+        P_.SOFT, soft, P_.LOUD, loud, early, late))
+    end
     if opts.svg then
       local core = require "musicvae.core"
       local ok, werr = core.write_atomic(opts.svg, require("musicvae.svg").grid(p, opts.title or args[1]))

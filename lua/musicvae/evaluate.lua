@@ -118,7 +118,8 @@ function E.groove_metrics(model, groove, opts)
   }
 end
 
---- Labels of every window of a MIDI file or folder, through prepare's pipeline.
+--- Labels of every window of a MIDI file or folder, through prepare's pipeline; with
+-- opts.groove, their groove rows as a tensor [n, steps, 27].
 function E.windows_from_midi(path, opts)
   local Data = require "musicvae.data"
   local files
@@ -135,9 +136,10 @@ function E.windows_from_midi(path, opts)
     local res = Data.file_windows(f, opts or {})
     if #files == 1 and res.drop then return nil, ("%s: no windows (%s%s)"):format(f, res.drop,
       res.detail and res.detail ~= "" and (": " .. res.detail) or "") end
-    for _, w in ipairs(res.windows) do rows[#rows + 1] = w.labels end
+    for _, w in ipairs(res.windows) do rows[#rows + 1] = opts and opts.groove and w.groove or w.labels end
   end
   if #rows == 0 then return nil, path .. ": no 4-bar drum windows found" end
+  if opts and opts.groove then return core.tensor(rows):view(#rows, -1, 27) end
   return core.tensor(rows)
 end
 

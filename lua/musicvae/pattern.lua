@@ -94,9 +94,12 @@ function P:hits()
   return n
 end
 
---- The terminal grid: one row per instrument, "x" per hit, "|" between bars.
+--- The terminal grid: one row per instrument, "x" per hit, "|" between bars; with
+-- velocities, soft hits (below P.SOFT) are "o" and loud ones (P.LOUD and up) "X".
+P.SOFT, P.LOUD = 50, 100
 function P:__tostring()
   local rows = {}
+  local vel = self.velocities
   local head = { "   " }
   for s = 1, #self.labels do
     if (s - 1) % self.steps_per_bar == 0 then head[#head + 1] = "|" end
@@ -108,7 +111,9 @@ function P:__tostring()
     local bit = 1 << (c - 1)
     for s, l in ipairs(self.labels) do
       if (s - 1) % self.steps_per_bar == 0 then line[#line + 1] = "|" end
-      line[#line + 1] = l & bit ~= 0 and "x" or ((s - 1) % 4 == 0 and "." or "-")
+      local v = vel and vel[s] and vel[s][c]
+      line[#line + 1] = l & bit == 0 and ((s - 1) % 4 == 0 and "." or "-")
+        or (v and v < P.SOFT and "o") or (v and v >= P.LOUD and "X") or "x"
     end
     rows[#rows + 1] = table.concat(line)
   end
