@@ -12,6 +12,9 @@
  * (all bars of the batch decode together: bars are independent given the
  * conductor, with or without scheduled sampling). */
 #include "mv_vae.h"
+#ifndef MV_VAE_DOUBLE
+#include "mv_infer.h"
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -168,6 +171,9 @@ alloc:
 
 void mv_vae_free(mv_vae *m) {
   if (!m) return;
+#ifndef MV_VAE_DOUBLE
+  mv_pack_free(m->pack);
+#endif
   free(m->params);
   free(m->grads);
   free(m->adam_m);
@@ -175,7 +181,18 @@ void mv_vae_free(mv_vae *m) {
   free(m);
 }
 
+void mv_vae_params_changed(mv_vae *m) { m->version++; }
+
+#ifndef MV_VAE_DOUBLE
+const char *mv_vae_infer_isa(void) { return mv_infer_isa(); }
+int mv_vae_infer_f16(const mv_vae *m) { return m->pack && m->packed == m->version && mv_pack_is_f16(m->pack); }
+#else
+const char *mv_vae_infer_isa(void) { return "none"; }
+int mv_vae_infer_f16(const mv_vae *m) { (void)m; return 0; }
+#endif
+
 void mv_vae_init(mv_vae *m, mv_rng *r) {
+  m->version++;
   for (int i = 0; i < m->nparams; i++) {
     mv_param *p = &m->p[i];
     mv_real *d = m->params + p->offset;
@@ -227,6 +244,9 @@ struct mv_vae_ws {
   int drop;
   mv_real *e_mask[MV_MAXLAYERS][2], *d_mask[MV_MAXLAYERS];
   mv_real *gprev; /* [N, V] the previous step's output while decoding */
+  /* inference scratch (allocated by the first decode): kernels, per-bar gates, initial states */
+  mv_real *iscr, *igemb, *ih0, *ic0;
+  size_t iscr_n, igemb_n;
 };
 
 static void *wsalloc(mv_vae_ws *w, size_t n) {
@@ -238,6 +258,10 @@ static void *wsalloc(mv_vae_ws *w, size_t n) {
 
 void mv_vae_ws_free(mv_vae_ws *w) {
   if (!w) return;
+  free(w->iscr);
+  free(w->igemb);
+  free(w->ih0);
+  free(w->ic0);
   for (int i = 0; i < w->nblocks; i++) free(w->blocks[i]);
   free(w);
 }
@@ -887,6 +911,10 @@ const mv_real *mv_vae_logits(const mv_vae_ws *w, int b, int s) {
   return w->logits + ((size_t)t * w->N + n) * w->V;
 }
 
+const mv_real *mv_vae_decode_logits(const mv_vae_ws *w, int b, int t) {
+  return w->logits + ((size_t)t * w->B + b) * w->V;
+}
+
 const mv_real *mv_vae_mu(const mv_vae_ws *w) { return w->mu; }
 const int32_t *mv_vae_inputs(const mv_vae_ws *w) { return w->lab; }
 const mv_real *mv_vae_sigma(const mv_vae_ws *w) { return w->sigma; }
@@ -905,6 +933,84 @@ int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, m
   if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
   return MV_OK;
 }
+
+#ifndef MV_VAE_DOUBLE
+/* ---- inference on packed weights (mv_infer.c) ------------------------------------------ */
+/* The packed decoder of the current parameters, and scratch for N rows. */
+static int infer_ready(mv_vae *m, mv_vae_ws *w, int N, mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  if (!m->pack || m->packed != m->version) {
+    mv_pack_free(m->pack);
+    m->pack = NULL;
+    mv_pack_shape sh = {c->vocab, c->cond[c->cond_layers - 1], c->dec_layers, {0, 0, 0, 0}};
+    mv_pack_src src;
+    memset(&src, 0, sizeof src);
+    src.init_k = PW(m, m->dec_init.kernel);
+    src.init_b = PW(m, m->dec_init.bias);
+    for (int l = 0; l < c->dec_layers; l++) {
+      sh.H[l] = c->dec[l];
+      src.lstm_k[l] = PW(m, m->dec[l].kernel);
+      src.lstm_b[l] = PW(m, m->dec[l].bias);
+    }
+    src.out_k = PW(m, m->out.kernel);
+    src.out_b = PW(m, m->out.bias);
+    int rc = mv_pack_new(&m->pack, &sh, &src, err);
+    if (rc) return rc;
+    m->packed = m->version;
+  }
+  size_t need = mv_infer_scratch(m->pack, N), gneed = mv_infer_gemb_size(m->pack, N);
+  if (need > w->iscr_n || gneed > w->igemb_n || !w->ih0) {
+    int maxH = 0;
+    for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
+    free(w->iscr);
+    free(w->igemb);
+    free(w->ih0);
+    free(w->ic0);
+    w->iscr = malloc(need * sizeof(float));
+    w->igemb = malloc(gneed * sizeof(float));
+    w->ih0 = malloc((size_t)c->dec_layers * w->N * maxH * sizeof(float));
+    w->ic0 = malloc((size_t)c->dec_layers * w->N * maxH * sizeof(float));
+    w->iscr_n = need;
+    w->igemb_n = gneed;
+    if (!w->iscr || !w->igemb || !w->ih0 || !w->ic0) {
+      w->iscr_n = w->igemb_n = 0;
+      return mv_seterr(err, MV_ENOMEM, "out of memory for decoding");
+    }
+  }
+  return MV_OK;
+}
+
+/* Bar start for N rows with embeddings emb: w->dS and the per-bar gates. */
+static void infer_bar(mv_vae *m, mv_vae_ws *w, int N, const mv_real *emb) {
+  mv_infer_bar(m->pack, N, emb, w->dS, w->igemb, w->iscr);
+}
+
+/* Decoder step t of the bar for N rows (w->lab[t] set): states into d_h/d_c[t],
+ * logits and softmax(logits / temperature) into w->logits/probs[t]. */
+static void infer_step(mv_vae *m, mv_vae_ws *w, int N, int t, mv_real temperature) {
+  const mv_vae_config *c = &m->cfg;
+  int V = c->vocab, ds = state_size(c->dec, c->dec_layers), maxH = 0;
+  for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
+  const float *hp[MV_MAXLAYERS], *cp[MV_MAXLAYERS];
+  float *h[MV_MAXLAYERS], *cc[MV_MAXLAYERS];
+  for (int l = 0; l < c->dec_layers; l++) {
+    int H = c->dec[l];
+    if (t == 0) {
+      hp[l] = split_state(w->dS, c->dec, l, N, ds, 1, w->ih0 + (size_t)l * N * maxH);
+      cp[l] = split_state(w->dS, c->dec, l, N, ds, 0, w->ic0 + (size_t)l * N * maxH);
+    } else {
+      hp[l] = w->d_h[l] + (size_t)(t - 1) * N * H;
+      cp[l] = w->d_c[l] + (size_t)(t - 1) * N * H;
+    }
+    h[l] = w->d_h[l] + (size_t)t * N * H;
+    cc[l] = w->d_c[l] + (size_t)t * N * H;
+  }
+  mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
+  mv_infer_step(m->pack, N, w->lab + (size_t)t * N, w->igemb, hp, cp, h, cc, lg, w->iscr);
+  for (int n = 0; n < N; n++)
+    softmax_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature > 0 ? temperature : 1.0f);
+}
+#endif
 
 typedef struct {
   mv_real temperature;
@@ -935,11 +1041,40 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
   w->drop = 0;
   state_bufs sb;
   state_bufs_of(&sb, w);
+  mv_real *emb_all = w->emb_copy;
+#ifndef MV_VAE_DOUBLE
+  /* row by row, so that a row's embeddings are the same bits in any batch (a
+   * batched GEMM may round differently with the batch size) */
+  w->B = 1;
+  for (int b = 0; b < B; b++) {
+    memcpy(w->z, z + (size_t)b * c->z, sizeof(mv_real) * (size_t)c->z);
+    conductor_fwd(m, w, sb.h0, sb.c0);
+    for (int u = 0; u < U; u++)
+      memcpy(emb_all + ((size_t)u * B + b) * E, w->c_h[c->cond_layers - 1] + (size_t)u * E, sizeof(mv_real) * (size_t)E);
+  }
+  w->B = B;
+  memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
+#else
   memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
   conductor_fwd(m, w, sb.h0, sb.c0);
-  mv_real *emb_all = w->emb_copy;
   memcpy(emb_all, w->c_h[c->cond_layers - 1], sizeof(mv_real) * (size_t)U * B * E);
+#endif
   decode_ctx ctx = {temperature, rngs, labels, L, T, c->vocab, 0};
+#ifndef MV_VAE_DOUBLE
+  int rc = infer_ready(m, w, B, err);
+  if (rc) return rc;
+  for (int u = 0; u < U; u++) {
+    infer_bar(m, w, B, emb_all + (size_t)u * B * E);
+    for (int b = 0; b < B; b++) w->lab[b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
+    ctx.u = u;
+    for (int t = 0; t < T; t++) {
+      infer_step(m, w, B, t, temperature);
+      const mv_real *lg = w->logits + (size_t)t * B * c->vocab, *pr = w->probs + (size_t)t * B * c->vocab;
+      decode_next(&ctx, t, B, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * B : NULL);
+    }
+  }
+  return MV_OK;
+#endif
   for (int u = 0; u < U; u++) {
     const mv_real *emb = emb_all + (size_t)u * B * E;
     decoder_init_state(m, w, B, emb);
@@ -1008,13 +1143,20 @@ int mv_vae_gen_step(mv_vae_gen *g, int n) {
   while (made < n && g->pos < g->total) {
     int u = g->pos / T, t = g->pos % T;
     const mv_real *emb = g->emb + (size_t)u * E;
-    if (t == 0) {
-      decoder_init_state(g->m, w, 1, emb);
-      w->lab[0] = u == 0 ? -1 : g->labels[g->pos - 1];
-    } else {
-      w->lab[t] = g->labels[g->pos - 1];
-    }
+#ifndef MV_VAE_DOUBLE
+    mv_err err;
+    if (infer_ready(g->m, w, 1, &err)) break; /* out of memory: no more steps */
+    if (t == 0) infer_bar(g->m, w, 1, emb);
+#else
+    if (t == 0) decoder_init_state(g->m, w, 1, emb);
+#endif
+    if (t == 0) w->lab[0] = u == 0 ? -1 : g->labels[g->pos - 1];
+    else w->lab[t] = g->labels[g->pos - 1];
+#ifndef MV_VAE_DOUBLE
+    infer_step(g->m, w, 1, t, g->temperature);
+#else
     decoder_step(g->m, w, 1, t, emb, w->dS, g->temperature, sb.h0, sb.c0);
+#endif
     const mv_real *lg = w->logits + (size_t)t * V, *pr = w->probs + (size_t)t * V;
     g->labels[g->pos] =
         g->temperature > 0 ? draw_from(pr, V, mv_rng_uniform(&g->rng)) : argmax_row(lg, V);
@@ -1245,6 +1387,7 @@ int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *s
   int zero = !isfinite(norm) || norm >= o->zero_above;
   mv_real scale = zero ? 0.0f : (norm > o->clip_norm ? (mv_real)(o->clip_norm / norm) : 1.0f);
   m->adam_t++;
+  m->version++;
   double b1t = pow(o->beta1, (double)m->adam_t), b2t = pow(o->beta2, (double)m->adam_t);
   mv_real lr_t = (mv_real)(o->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
   for (int64_t k = 0; k < m->nfloats; k++) {

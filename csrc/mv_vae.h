@@ -15,12 +15,16 @@
 #define mv_vae_init mv_vae64_init
 #define mv_vae_find mv_vae64_find
 #define mv_vae_zero_grad mv_vae64_zero_grad
+#define mv_vae_params_changed mv_vae64_params_changed
+#define mv_vae_infer_isa mv_vae64_infer_isa
+#define mv_vae_infer_f16 mv_vae64_infer_f16
 #define mv_vae_ws_new mv_vae64_ws_new
 #define mv_vae_ws_free mv_vae64_ws_free
 #define mv_vae_ws_batch mv_vae64_ws_batch
 #define mv_vae_train_opts mv_vae64_train_opts
 #define mv_vae_forward mv_vae64_forward
 #define mv_vae_logits mv_vae64_logits
+#define mv_vae_decode_logits mv_vae64_decode_logits
 #define mv_vae_mu mv_vae64_mu
 #define mv_vae_inputs mv_vae64_inputs
 #define mv_vae_sigma mv_vae64_sigma
@@ -91,6 +95,9 @@ typedef struct mv_vae {
   mv_dense_w mu, sigma;
   mv_dense_w cond_init, dec_init, out;
   mv_lstm_w cond[MV_MAXLAYERS], dec[MV_MAXLAYERS];
+  /* inference: the decoder packed for params version `packed` (float build only) */
+  uint64_t version, packed;
+  struct mv_pack *pack;
 } mv_vae;
 
 typedef struct mv_vae_ws mv_vae_ws; /* per-batch-size workspace, apart from the weights */
@@ -103,6 +110,13 @@ void mv_vae_free(mv_vae *m);
 void mv_vae_init(mv_vae *m, mv_rng *r);
 int mv_vae_find(const mv_vae *m, const char *name);
 void mv_vae_zero_grad(mv_vae *m);
+/* Tell the model its parameters were written from outside (mv_vae_init and
+ * Adam do this themselves): decoding re-packs its weights. */
+void mv_vae_params_changed(mv_vae *m);
+/* Decoding's kernel: "avx512", "avx2" or "portable"; and whether the packed
+ * decoder weights are f16 (after a decode). */
+const char *mv_vae_infer_isa(void);
+int mv_vae_infer_f16(const mv_vae *m);
 
 int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int batch, mv_err *err);
 void mv_vae_ws_free(mv_vae_ws *w);
@@ -133,6 +147,8 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
                    mv_real *recon_per_seq, mv_real *kl_per_seq, mv_err *err);
 /* After mv_vae_forward: the logits [U*T rows per ..] of sequence b, step s. */
 const mv_real *mv_vae_logits(const mv_vae_ws *w, int b, int s);
+/* After mv_vae_decode: the last bar's logits [vocab] of row b at step t (0 <= t < steps). */
+const mv_real *mv_vae_decode_logits(const mv_vae_ws *w, int b, int t);
 /* The decoder inputs of the last forward: [T, U*B] labels (-1 = zeros), row n = u * B + b. */
 const int32_t *mv_vae_inputs(const mv_vae_ws *w);
 const mv_real *mv_vae_mu(const mv_vae_ws *w);    /* [B, z] */

@@ -23,6 +23,7 @@ typedef struct mvl_tensor {
   float *base;
   const int *owner_closed;
   int closed;
+  int *touched; /* set on every access through this view (model parameters: re-pack for decoding) */
 } mvl_tensor;
 
 mvl_tensor *mvl_checktensor(lua_State *L, int idx);
@@ -32,6 +33,8 @@ mvl_tensor *mvl_newtensor(lua_State *L, int ndim, const int64_t *size);
 /* Pushes a view with header t whose memory belongs to the tensor (or other
  * userdata with a `closed` flag at `closed`) at owner_idx. */
 mvl_tensor *mvl_pushview(lua_State *L, int owner_idx, const mv_tensor *t, const int *closed);
+/* The same, with a flag the view (and views of it) set whenever they are used. */
+mvl_tensor *mvl_pushview_touch(lua_State *L, int owner_idx, const mv_tensor *t, const int *closed, int *touched);
 /* Shape from either a table {2, 3} at idx or integers idx..top. */
 int mvl_checkshape(lua_State *L, int idx, int64_t *size);
 /* Raises the error's message (never as a format string). */

@@ -11,6 +11,7 @@ mvl_tensor *mvl_testtensor(lua_State *L, int idx) { return luaL_testudata(L, idx
 mvl_tensor *mvl_checktensor(lua_State *L, int idx) {
   mvl_tensor *u = luaL_checkudata(L, idx, MVL_TENSOR_MT);
   if (u->closed || *u->owner_closed) luaL_error(L, "tensor is closed");
+  if (u->touched) *u->touched = 1;
   return u;
 }
 
@@ -46,13 +47,19 @@ mvl_tensor *mvl_pushview(lua_State *L, int owner_idx, const mv_tensor *t, const 
   return u;
 }
 
+mvl_tensor *mvl_pushview_touch(lua_State *L, int owner_idx, const mv_tensor *t, const int *closed, int *touched) {
+  mvl_tensor *u = mvl_pushview(L, owner_idx, t, closed);
+  u->touched = touched;
+  return u;
+}
+
 /* A view of the tensor at idx: the user value points at the real owner. */
 static mvl_tensor *pushview_of(lua_State *L, int idx, const mv_tensor *t) {
   idx = lua_absindex(L, idx);
   mvl_tensor *src = lua_touserdata(L, idx);
   if (src->base) return mvl_pushview(L, idx, t, &src->closed);
   lua_getiuservalue(L, idx, 1); /* the owner of a view */
-  mvl_tensor *u = mvl_pushview(L, -1, t, src->owner_closed);
+  mvl_tensor *u = mvl_pushview_touch(L, -1, t, src->owner_closed, src->touched);
   lua_remove(L, -2);
   return u;
 }

@@ -25,6 +25,7 @@ typedef struct {
   int32_t *lab;
   size_t labcap;
   int closed;
+  int touched;       /* a parameter view was used since the last decode: re-pack */
   volatile int busy; /* a C call is running on this model */
 } mvl_vae;
 
@@ -37,6 +38,14 @@ static void enter(lua_State *L, volatile int *busy) {
 }
 
 static void leave(volatile int *busy) { __atomic_store_n(busy, 0, __ATOMIC_RELEASE); }
+
+/* Parameters written through views since the last call: the decoder re-packs. */
+static void sync_params(mvl_vae *u) {
+  if (u->touched) {
+    mv_vae_params_changed(u->m);
+    u->touched = 0;
+  }
+}
 
 static mvl_vae *checkvae(lua_State *L, int idx) {
   mvl_vae *u = luaL_checkudata(L, idx, MVL_VAE_MT);
@@ -116,7 +125,7 @@ static int push_views(lua_State *L, mvl_vae *u, float *base) {
     const mv_param *p = &u->m->p[i];
     mv_tensor t;
     mv_tensor_init(&t, base + p->offset, p->ndim, p->shape, NULL);
-    mvl_pushview(L, 1, &t, &u->closed);
+    mvl_pushview_touch(L, 1, &t, &u->closed, base == u->m->params ? &u->touched : NULL);
     lua_setfield(L, -2, p->name);
   }
   return 1;
@@ -133,7 +142,7 @@ static int m_flat(lua_State *L) {
   mv_tensor t;
   int64_t n = u->m->nfloats;
   mv_tensor_init(&t, base, 1, &n, NULL);
-  mvl_pushview(L, 1, &t, &u->closed);
+  mvl_pushview_touch(L, 1, &t, &u->closed, base == u->m->params ? &u->touched : NULL);
   return 1;
 }
 
@@ -442,6 +451,7 @@ static int m_decode(lua_State *L) {
   }
   mv_err err;
   enter(L, &u->busy);
+  sync_params(u);
   int rc = gout ? mv_vae_decode_groove(u->m, w, z->t.data, temp, rngs, hits, gout->base, &err)
                 : mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err);
   leave(&u->busy);
@@ -542,6 +552,7 @@ typedef struct {
   mv_vae_gen *g;
   const int *model_closed;
   volatile int *model_busy;
+  mvl_vae *model; /* kept alive by the user value */
 } mvl_gen;
 
 static mvl_gen *checkgen(lua_State *L, int idx) {
@@ -564,6 +575,7 @@ static int m_generator(lua_State *L) {
   g->g = NULL;
   g->model_closed = &u->closed;
   g->model_busy = &u->busy;
+  g->model = u;
   luaL_setmetatable(L, MVL_GEN_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1); /* keeps the model alive */
@@ -579,6 +591,7 @@ static int g_step(lua_State *L) {
   luaL_argcheck(L, n >= 0, 2, "steps must be >= 0");
   int from = mv_vae_gen_pos(g->g);
   enter(L, g->model_busy); /* generators share the model's weights, not its workspace */
+  sync_params(g->model);
   int made = mv_vae_gen_step(g->g, n > 1 << 20 ? 1 << 20 : (int)n);
   leave(g->model_busy);
   const int32_t *l = mv_vae_gen_labels(g->g);

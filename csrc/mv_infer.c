@@ -1,0 +1,557 @@
+/* mv_infer.c -- packed, batch-independent kernels for decoding (see mv_infer.h).
+ *
+ * Layout: a matrix [K, M] is packed as column blocks of MV_INFER_CB columns,
+ * [M / CB][K][CB], so a block streams contiguously while its accumulators stay
+ * in registers. LSTM gate columns are permuted so that block b holds the i, j,
+ * f and o columns of units 32b .. 32b + 31: the thread that owns a block owns
+ * whole units and applies the cell update without waiting for the others.
+ * Layer 0's one-hot rows are a table of rows added before the sum. */
+#include "mv_infer.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define MV_X86 1
+#endif
+
+#define CB MV_INFER_CB
+#define G (CB / 4) /* LSTM units per block */
+
+typedef struct {
+  int K, M, nb; /* rows, real columns, blocks */
+  void *w;      /* [nb][K][CB], f16 or f32 */
+  float *bias;  /* [nb * CB], packed order, zeros in padding */
+} kmat;
+
+struct mv_pack {
+  mv_pack_shape s;
+  int f16, ds;
+  kmat init;            /* embedding -> initial state */
+  kmat emb0;            /* layer 0's embedding rows (bias inside) */
+  void *gather;         /* layer 0's one-hot rows: [vocab][nb0 * CB] */
+  kmat lstm[4];         /* layer 0: h rows; layer l > 0: [x ; h] rows */
+  kmat out;             /* output projection */
+  int maxcols, maxk;
+};
+
+/* ---- packing ------------------------------------------------------------------- */
+/* original column of packed column p (-1 = padding) */
+static int lstm_col(int p, int H) {
+  int b = p / CB, q = p % CB, gate = q / G, unit = b * G + q % G;
+  return unit < H ? gate * H + unit : -1;
+}
+static int plain_col(int p, int M) { return p < M ? p : -1; }
+
+static int ALLOW_F16 = 1; /* mv_infer_allow_f16 */
+
+static int fits_f16(const float *w, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (mv_f16_to_f32(mv_f32_to_f16(w[i])) != w[i]) return 0;
+  return 1;
+}
+
+static void put(void *dst, size_t i, float v, int f16) {
+  if (f16) ((uint16_t *)dst)[i] = mv_f32_to_f16(v);
+  else ((float *)dst)[i] = v;
+}
+
+/* rows [r0, r0 + K) of src [*, ld] into a kmat; lstm: H for the gate permutation, 0 = plain */
+static int kmat_pack(kmat *k, const float *src, int ld, int r0, int K, int M, int H, const float *bias, int f16) {
+  int Mp = H ? 4 * ((H + G - 1) / G) * G : ((M + CB - 1) / CB) * CB;
+  k->K = K;
+  k->M = M;
+  k->nb = Mp / CB;
+  size_t el = f16 ? 2 : 4;
+  k->w = aligned_alloc(64, ((size_t)Mp * (K > 0 ? K : 1) * el + 63) / 64 * 64);
+  k->bias = aligned_alloc(64, (size_t)Mp * sizeof(float));
+  if (!k->w || !k->bias) return MV_ENOMEM;
+  for (int p = 0; p < Mp; p++) {
+    int col = H ? lstm_col(p, H) : plain_col(p, M);
+    int b = p / CB, q = p % CB;
+    k->bias[p] = col >= 0 && bias ? bias[col] : 0.0f;
+    for (int r = 0; r < K; r++)
+      put(k->w, ((size_t)b * K + r) * CB + q, col >= 0 ? src[(size_t)(r0 + r) * ld + col] : 0.0f, f16);
+  }
+  return MV_OK;
+}
+
+static void kmat_free(kmat *k) {
+  free(k->w);
+  free(k->bias);
+}
+
+void mv_pack_free(mv_pack *p) {
+  if (!p) return;
+  kmat_free(&p->init);
+  kmat_free(&p->emb0);
+  free(p->gather);
+  for (int l = 0; l < 4; l++) kmat_free(&p->lstm[l]);
+  kmat_free(&p->out);
+  free(p);
+}
+
+int mv_pack_is_f16(const mv_pack *p) { return p->f16; }
+
+int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_err *err) {
+  *out = NULL;
+  if (s->layers < 1 || s->layers > 4) return mv_seterr(err, MV_EINVAL, "pack: 1-4 decoder layers");
+  mv_pack *p = calloc(1, sizeof *p);
+  if (!p) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  p->s = *s;
+  int V = s->vocab, E = s->E;
+  p->ds = 0;
+  for (int l = 0; l < s->layers; l++) p->ds += 2 * s->H[l];
+  /* f16 when every weight is an f16 value (lossless), else f32 */
+  int f16 = ALLOW_F16 && fits_f16(w->init_k, (size_t)E * p->ds) && fits_f16(w->out_k, (size_t)s->H[s->layers - 1] * V);
+  for (int l = 0; l < s->layers && f16; l++) {
+    int xin = l == 0 ? V + E : s->H[l - 1];
+    f16 = fits_f16(w->lstm_k[l], (size_t)(xin + s->H[l]) * 4 * s->H[l]);
+  }
+  p->f16 = f16;
+  int rc = kmat_pack(&p->init, w->init_k, p->ds, 0, E, p->ds, 0, w->init_b, f16);
+  int H0 = s->H[0], M0 = 4 * H0;
+  rc = rc ? rc : kmat_pack(&p->emb0, w->lstm_k[0], M0, V, E, M0, H0, w->lstm_b[0], f16);
+  rc = rc ? rc : kmat_pack(&p->lstm[0], w->lstm_k[0], M0, V + E, H0, M0, H0, NULL, f16);
+  for (int l = 1; l < s->layers && !rc; l++) {
+    int H = s->H[l];
+    rc = kmat_pack(&p->lstm[l], w->lstm_k[l], 4 * H, 0, s->H[l - 1] + H, 4 * H, H, w->lstm_b[l], f16);
+  }
+  int Ht = s->H[s->layers - 1];
+  rc = rc ? rc : kmat_pack(&p->out, w->out_k, V, 0, Ht, V, 0, w->out_b, f16);
+  if (!rc) {
+    int Mp0 = p->emb0.nb * CB;
+    p->gather = malloc((size_t)V * Mp0 * (f16 ? 2 : 4));
+    if (!p->gather) rc = MV_ENOMEM;
+    for (int v = 0; v < V && !rc; v++)
+      for (int q = 0; q < Mp0; q++) {
+        int col = lstm_col(q, H0);
+        put(p->gather, (size_t)v * Mp0 + q, col >= 0 ? w->lstm_k[0][(size_t)v * M0 + col] : 0.0f, f16);
+      }
+  }
+  if (rc) {
+    mv_pack_free(p);
+    return mv_seterr(err, MV_ENOMEM, "out of memory packing the decoder");
+  }
+  p->maxcols = p->init.nb;
+  p->maxk = E;
+  const kmat *all[6] = {&p->emb0, &p->out, &p->lstm[0], &p->lstm[1], &p->lstm[2], &p->lstm[3]};
+  for (int i = 0; i < 6; i++) {
+    if (i >= 2 && i - 2 >= s->layers) continue;
+    if (all[i]->nb > p->maxcols) p->maxcols = all[i]->nb;
+    if (all[i]->K > p->maxk) p->maxk = all[i]->K;
+  }
+  p->maxcols *= CB;
+  for (int l = 1; l < s->layers; l++)
+    if (s->H[l - 1] + s->H[l] > p->maxk) p->maxk = s->H[l - 1] + s->H[l];
+  *out = p;
+  return MV_OK;
+}
+
+size_t mv_infer_scratch(const mv_pack *p, int N) { return (size_t)N * ((size_t)p->maxcols + (size_t)p->maxk) + 16; }
+size_t mv_infer_gemb_size(const mv_pack *p, int N) { return (size_t)N * p->emb0.nb * CB; }
+
+/* ---- kernels: y[n][block b] += x[n] . W[b], one accumulator per element, k ascending ---- */
+typedef void (*kern_fn)(const kmat *W, int f16, int b, int N, const float *x, size_t xs, float *y, size_t ys);
+
+static void kern_portable(const kmat *W, int f16, int b, int N, const float *x, size_t xs, float *y, size_t ys) {
+  int K = W->K;
+  for (int n = 0; n < N; n++) {
+    float *yn = y + (size_t)n * ys + (size_t)b * CB;
+    const float *xn = x + (size_t)n * xs;
+    for (int q = 0; q < CB; q++) {
+      float acc = yn[q];
+      for (int k = 0; k < K; k++) {
+        size_t i = ((size_t)b * K + k) * CB + q;
+        float wv = f16 ? mv_f16_to_f32(((const uint16_t *)W->w)[i]) : ((const float *)W->w)[i];
+        acc = fmaf(xn[k], wv, acc);
+      }
+      yn[q] = acc;
+    }
+  }
+}
+
+#ifdef MV_X86
+__attribute__((target("avx512f"))) static void kern_avx512(const kmat *W, int f16, int b, int N, const float *x,
+                                                            size_t xs, float *y, size_t ys) {
+  int K = W->K;
+  const float *w32 = (const float *)W->w + (size_t)b * K * CB;
+  const uint16_t *w16 = (const uint16_t *)W->w + (size_t)b * K * CB;
+  int n = 0;
+  for (; n + 2 <= N; n += 2) {
+    float *y0 = y + (size_t)n * ys + (size_t)b * CB, *y1 = y0 + ys;
+    const float *x0 = x + (size_t)n * xs, *x1 = x0 + xs;
+    __m512 a[8], c[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) a[i] = _mm512_loadu_ps(y0 + 16 * i), c[i] = _mm512_loadu_ps(y1 + 16 * i);
+    for (int k = 0; k < K; k++) {
+      __m512 s0 = _mm512_set1_ps(x0[k]), s1 = _mm512_set1_ps(x1[k]);
+      if (f16) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+          __m512 wv = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w16 + (size_t)k * CB + 16 * i)));
+          a[i] = _mm512_fmadd_ps(s0, wv, a[i]);
+          c[i] = _mm512_fmadd_ps(s1, wv, c[i]);
+        }
+      } else {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+          __m512 wv = _mm512_load_ps(w32 + (size_t)k * CB + 16 * i);
+          a[i] = _mm512_fmadd_ps(s0, wv, a[i]);
+          c[i] = _mm512_fmadd_ps(s1, wv, c[i]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) _mm512_storeu_ps(y0 + 16 * i, a[i]), _mm512_storeu_ps(y1 + 16 * i, c[i]);
+  }
+  for (; n < N; n++) {
+    float *y0 = y + (size_t)n * ys + (size_t)b * CB;
+    const float *x0 = x + (size_t)n * xs;
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) a[i] = _mm512_loadu_ps(y0 + 16 * i);
+    for (int k = 0; k < K; k++) {
+      __m512 s0 = _mm512_set1_ps(x0[k]);
+      if (f16) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+          a[i] = _mm512_fmadd_ps(
+              s0, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w16 + (size_t)k * CB + 16 * i))), a[i]);
+      } else {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(s0, _mm512_load_ps(w32 + (size_t)k * CB + 16 * i), a[i]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) _mm512_storeu_ps(y0 + 16 * i, a[i]);
+  }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void kern_avx2(const kmat *W, int f16, int b, int N, const float *x,
+                                                                size_t xs, float *y, size_t ys) {
+  int K = W->K;
+  for (int n = 0; n < N; n++) {
+    const float *x0 = x + (size_t)n * xs;
+    for (int half = 0; half < 2; half++) { /* 64 columns at a time: 8 accumulators */
+      float *y0 = y + (size_t)n * ys + (size_t)b * CB + 64 * half;
+      const float *w32 = (const float *)W->w + (size_t)b * K * CB + 64 * half;
+      const uint16_t *w16 = (const uint16_t *)W->w + (size_t)b * K * CB + 64 * half;
+      __m256 a[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(y0 + 8 * i);
+      for (int k = 0; k < K; k++) {
+        __m256 s0 = _mm256_set1_ps(x0[k]);
+        if (f16) {
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; i++)
+            a[i] = _mm256_fmadd_ps(
+                s0, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(w16 + (size_t)k * CB + 8 * i))), a[i]);
+        } else {
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; i++) a[i] = _mm256_fmadd_ps(s0, _mm256_load_ps(w32 + (size_t)k * CB + 8 * i), a[i]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) _mm256_storeu_ps(y0 + 8 * i, a[i]);
+    }
+  }
+}
+#endif
+
+/* The best kernel this CPU runs, or the one asked for ("portable", "avx2", "avx512") when it can. */
+static kern_fn pick_kernel(const char *want, const char **name) {
+#ifdef MV_X86
+  __builtin_cpu_init();
+  int avx512 = __builtin_cpu_supports("avx512f");
+  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (want && strcmp(want, "portable") == 0) avx512 = avx2 = 0;
+  if (want && strcmp(want, "avx2") == 0) avx512 = 0;
+  if (avx512) {
+    *name = "avx512";
+    return kern_avx512;
+  }
+  if (avx2) {
+    *name = "avx2";
+    return kern_avx2;
+  }
+#endif
+  (void)want;
+  *name = "portable";
+  return kern_portable;
+}
+
+static kern_fn KERN;
+static const char *KERN_NAME;
+static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
+static void kern_init(void) { KERN = pick_kernel(getenv("MUSICVAE_ISA"), &KERN_NAME); }
+
+const char *mv_infer_isa(void) {
+  pthread_once(&kern_once, kern_init);
+  return KERN_NAME;
+}
+
+int mv_infer_use_isa(const char *name) {
+  pthread_once(&kern_once, kern_init);
+  const char *got;
+  kern_fn k = pick_kernel(name, &got);
+  if (strcmp(got, name) != 0) return MV_EINVAL;
+  KERN = k;
+  KERN_NAME = got;
+  return MV_OK;
+}
+
+void mv_infer_allow_f16(int allow) { ALLOW_F16 = allow; }
+
+/* ---- the worker pool: fork-join over column blocks, spinning while busy ---- */
+typedef void (*part_fn)(void *ctx, int part, int nparts);
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t th[MV_INFER_MAXTHREADS];
+  uint64_t born[MV_INFER_MAXTHREADS]; /* gen when each worker was created: its first job is the next one */
+  int started;
+  uint64_t gen;
+  int pending, sleepers, inuse, quit;
+  part_fn fn;
+  void *ctx;
+  int nparts;
+} POOL = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL, 0};
+
+static inline void cpu_relax(void) {
+#ifdef MV_X86
+  _mm_pause();
+#endif
+}
+
+static void *worker(void *arg) {
+  int part = (int)(intptr_t)arg;
+  /* not the current gen: par_run may already have posted the job this worker was created for */
+  uint64_t seen = POOL.born[part - 1];
+  for (;;) {
+    uint64_t g;
+    long spins = 0;
+    while ((g = __atomic_load_n(&POOL.gen, __ATOMIC_SEQ_CST)) == seen) {
+      if (++spins < 100000) {
+        cpu_relax();
+        continue;
+      }
+      pthread_mutex_lock(&POOL.mu);
+      __atomic_add_fetch(&POOL.sleepers, 1, __ATOMIC_SEQ_CST);
+      while (__atomic_load_n(&POOL.gen, __ATOMIC_SEQ_CST) == seen) pthread_cond_wait(&POOL.cv, &POOL.mu);
+      __atomic_sub_fetch(&POOL.sleepers, 1, __ATOMIC_SEQ_CST);
+      pthread_mutex_unlock(&POOL.mu);
+    }
+    seen = g;
+    if (__atomic_load_n(&POOL.quit, __ATOMIC_SEQ_CST)) break;
+    if (part < POOL.nparts) POOL.fn(POOL.ctx, part, POOL.nparts);
+    __atomic_sub_fetch(&POOL.pending, 1, __ATOMIC_SEQ_CST);
+  }
+  return NULL;
+}
+
+/* Stops and joins the workers when the library is unloaded (a Lua state closing dlcloses the module;
+ * a worker left spinning in unmapped code would crash the host). */
+__attribute__((destructor)) static void pool_shutdown(void) {
+  if (POOL.started == 0) return;
+  __atomic_store_n(&POOL.quit, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(&POOL.mu);
+  __atomic_add_fetch(&POOL.gen, 1, __ATOMIC_SEQ_CST);
+  pthread_cond_broadcast(&POOL.cv);
+  pthread_mutex_unlock(&POOL.mu);
+  for (int i = 0; i < POOL.started; i++) pthread_join(POOL.th[i], NULL);
+  POOL.started = 0;
+}
+
+/* Runs fn(ctx, part, nparts) for every part, on the pool when it is free
+ * (another thread decoding at the same time runs its parts serially). */
+static void par_run(part_fn fn, void *ctx, int nparts) {
+  if (nparts > 1 && !__atomic_exchange_n(&POOL.inuse, 1, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&POOL.mu);
+    while (POOL.started < nparts - 1 && POOL.started < MV_INFER_MAXTHREADS - 1) {
+      POOL.born[POOL.started] = POOL.gen;
+      if (pthread_create(&POOL.th[POOL.started], NULL, worker, (void *)(intptr_t)(POOL.started + 1)) != 0) break;
+      POOL.started++;
+    }
+    pthread_mutex_unlock(&POOL.mu);
+    int workers = POOL.started;
+    if (workers >= 1) {
+      int np = nparts > workers + 1 ? workers + 1 : nparts;
+      POOL.fn = fn;
+      POOL.ctx = ctx;
+      POOL.nparts = np;
+      __atomic_store_n(&POOL.pending, workers, __ATOMIC_SEQ_CST);
+      __atomic_add_fetch(&POOL.gen, 1, __ATOMIC_SEQ_CST);
+      if (__atomic_load_n(&POOL.sleepers, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&POOL.mu);
+        pthread_cond_broadcast(&POOL.cv);
+        pthread_mutex_unlock(&POOL.mu);
+      }
+      fn(ctx, 0, np);
+      while (__atomic_load_n(&POOL.pending, __ATOMIC_SEQ_CST)) cpu_relax();
+      __atomic_store_n(&POOL.inuse, 0, __ATOMIC_RELEASE);
+      return;
+    }
+    __atomic_store_n(&POOL.inuse, 0, __ATOMIC_RELEASE);
+  }
+  for (int p = 0; p < nparts; p++) fn(ctx, p, nparts);
+}
+
+static int nparts_for(int nb) {
+  int t = mv_blas_get_num_threads();
+  if (t > MV_INFER_MAXTHREADS) t = MV_INFER_MAXTHREADS;
+  if (t > nb) t = nb;
+  return t < 1 ? 1 : t;
+}
+
+/* ---- bar start and step ---------------------------------------------------------- */
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+typedef struct {
+  const mv_pack *p;
+  int N, layer;
+  const kmat *W;
+  const float *x;
+  size_t xs;
+  float *y;
+  size_t ys;
+  /* layer 0 */
+  const int32_t *lab;
+  const float *gemb;
+  /* cell update */
+  const float *cp;
+  float *c, *h;
+  /* plain: copy the first M columns of y to dst [N, M] (tanh when act) */
+  float *dst;
+  int act;
+} job;
+
+static void block_range(int nb, int part, int nparts, int *b0, int *b1) {
+  *b0 = (int)((long)nb * part / nparts);
+  *b1 = (int)((long)nb * (part + 1) / nparts);
+}
+
+/* y = bias (or layer 0's gemb + one-hot row), y += x . W, then the cell update or a copy out */
+static void run_job(void *vctx, int part, int nparts) {
+  job *j = vctx;
+  const kmat *W = j->W;
+  int b0, b1;
+  block_range(W->nb, part, nparts, &b0, &b1);
+  int N = j->N, f16 = j->p->f16;
+  for (int b = b0; b < b1; b++) {
+    for (int n = 0; n < N; n++) {
+      float *yb = j->y + (size_t)n * j->ys + (size_t)b * CB;
+      if (j->gemb) {
+        const float *ge = j->gemb + (size_t)n * W->nb * CB + (size_t)b * CB;
+        int32_t l = j->lab[n];
+        if (l < 0) {
+          memcpy(yb, ge, sizeof(float) * CB);
+        } else {
+          size_t row = (size_t)l * W->nb * CB + (size_t)b * CB;
+          for (int q = 0; q < CB; q++)
+            yb[q] = ge[q] + (f16 ? mv_f16_to_f32(((const uint16_t *)j->p->gather)[row + q])
+                                 : ((const float *)j->p->gather)[row + q]);
+        }
+      } else {
+        memcpy(yb, W->bias + (size_t)b * CB, sizeof(float) * CB);
+      }
+    }
+    KERN(W, f16, b, N, j->x, j->xs, j->y, j->ys);
+    if (j->h) { /* the LSTM cell for this block's units */
+      int H = j->p->s.H[j->layer];
+      for (int n = 0; n < N; n++) {
+        const float *yb = j->y + (size_t)n * j->ys + (size_t)b * CB;
+        for (int u = 0; u < G; u++) {
+          int unit = b * G + u;
+          if (unit >= H) break;
+          float i = sigm(yb[u]), jj = tanhf(yb[G + u]), f = sigm(yb[2 * G + u] + 1.0f), o = sigm(yb[3 * G + u]);
+          float cc = i * jj + f * (j->cp ? j->cp[(size_t)n * H + unit] : 0.0f);
+          j->c[(size_t)n * H + unit] = cc;
+          j->h[(size_t)n * H + unit] = o * tanhf(cc);
+        }
+      }
+    } else if (j->dst) {
+      int M = W->M, c0 = b * CB, c1 = c0 + CB < M ? c0 + CB : M;
+      for (int n = 0; n < N; n++) {
+        const float *yn = j->y + (size_t)n * j->ys;
+        float *dn = j->dst + (size_t)n * M;
+        for (int q = c0; q < c1; q++) dn[q] = j->act ? tanhf(yn[q]) : yn[q];
+      }
+    }
+  }
+}
+
+void mv_infer_bar(const mv_pack *p, int N, const float *emb, float *S, float *gemb, float *scratch) {
+  pthread_once(&kern_once, kern_init);
+  int E = p->s.E;
+  job j;
+  memset(&j, 0, sizeof j);
+  j.p = p;
+  j.N = N;
+  j.x = emb;
+  j.xs = (size_t)E;
+  /* initial states: tanh(emb . W + b) */
+  j.W = &p->init;
+  j.y = scratch;
+  j.ys = (size_t)p->maxcols;
+  j.dst = S;
+  j.act = 1;
+  par_run(run_job, &j, nparts_for(j.W->nb));
+  /* layer 0's per-bar gate part: b + emb . W_emb (packed order) */
+  j.W = &p->emb0;
+  j.y = gemb;
+  j.ys = (size_t)p->emb0.nb * CB;
+  j.dst = NULL;
+  j.act = 0;
+  par_run(run_job, &j, nparts_for(j.W->nb));
+}
+
+void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,
+                   const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch) {
+  pthread_once(&kern_once, kern_init);
+  float *y = scratch, *xcat = scratch + (size_t)N * p->maxcols;
+  job j;
+  memset(&j, 0, sizeof j);
+  j.p = p;
+  j.N = N;
+  j.y = y;
+  j.ys = (size_t)p->maxcols;
+  for (int l = 0; l < p->s.layers; l++) {
+    int H = p->s.H[l];
+    j.layer = l;
+    j.W = &p->lstm[l];
+    if (l == 0) {
+      j.x = h_prev[0];
+      j.xs = (size_t)H;
+      j.lab = lab;
+      j.gemb = gemb;
+    } else {
+      int Hp = p->s.H[l - 1], K = Hp + H;
+      for (int n = 0; n < N; n++) {
+        memcpy(xcat + (size_t)n * K, h[l - 1] + (size_t)n * Hp, sizeof(float) * (size_t)Hp);
+        memcpy(xcat + (size_t)n * K + Hp, h_prev[l] + (size_t)n * H, sizeof(float) * (size_t)H);
+      }
+      j.x = xcat;
+      j.xs = (size_t)K;
+      j.lab = NULL;
+      j.gemb = NULL;
+    }
+    j.cp = c_prev[l];
+    j.c = c[l];
+    j.h = h[l];
+    par_run(run_job, &j, nparts_for(j.W->nb));
+  }
+  j.lab = NULL;
+  j.gemb = NULL;
+  j.cp = NULL;
+  j.c = j.h = NULL;
+  j.W = &p->out;
+  j.x = h[p->s.layers - 1];
+  j.xs = (size_t)p->s.H[p->s.layers - 1];
+  j.dst = logits;
+  par_run(run_job, &j, nparts_for(j.W->nb));
+}

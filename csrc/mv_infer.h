@@ -1,0 +1,60 @@
+/* mv_infer.h -- the categorical decoder's inference path (internal to the core).
+ *
+ * Decoding and incremental generation run on weights packed once per
+ * parameter version: f16 when every decoder weight is exactly an f16 value
+ * (the shipped models), else f32; converted to f32 in registers. Every output
+ * element is one accumulator summed over its inputs in ascending order with
+ * fused multiply-adds, whatever the batch size, the thread count or the
+ * instruction set (AVX-512, AVX2, or the portable path): a sequence decodes to
+ * the same floats alone or in any batch. Columns are split between the worker
+ * threads (mv_blas_get_num_threads(), at most MV_INFER_MAXTHREADS). */
+#ifndef MV_INFER_H
+#define MV_INFER_H
+
+#include "mv.h"
+
+#define MV_INFER_MAXTHREADS 8
+#define MV_INFER_CB 128 /* columns per packed block */
+
+typedef struct mv_pack mv_pack;
+
+/* Layer sizes of the hierarchical decoder, as mv_vae's config. */
+typedef struct mv_pack_shape {
+  int vocab, E, layers, H[4];
+} mv_pack_shape;
+
+/* Weights as in the model (row-major [in, out]); kernels [in + H, 4H] with
+ * layer 0's rows [one-hot (vocab) ; embedding (E) ; h (H)]. */
+typedef struct mv_pack_src {
+  const float *init_k, *init_b;          /* z_to_initial_state: [E, state], [state] */
+  const float *lstm_k[4], *lstm_b[4];    /* per layer */
+  const float *out_k, *out_b;            /* [H_top, vocab], [vocab] */
+} mv_pack_src;
+
+int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_err *err);
+void mv_pack_free(mv_pack *p);
+int mv_pack_is_f16(const mv_pack *p);
+const char *mv_infer_isa(void); /* "avx512", "avx2" or "portable" */
+/* Test hooks, not thread-safe (call before decoding): use the named kernel
+ * (MV_EINVAL when this CPU cannot run it; MUSICVAE_ISA sets the same from the
+ * environment), and allow or forbid f16 packing for packs made after. */
+int mv_infer_use_isa(const char *name);
+void mv_infer_allow_f16(int allow);
+
+/* Scratch floats a decoding of N rows needs (mv_infer_bar / mv_infer_step). */
+size_t mv_infer_scratch(const mv_pack *p, int N);
+
+/* Start of a bar for N rows with embeddings emb [N, E]: the tanh'd initial
+ * states S [N, state] (magenta's flatten order [c0, h0, c1, h1, ...]) and the
+ * per-bar part of layer 0's gates (bias + embedding term) into gemb. */
+void mv_infer_bar(const mv_pack *p, int N, const float *emb, float *S, float *gemb, float *scratch);
+/* Floats of gemb for N rows. */
+size_t mv_infer_gemb_size(const mv_pack *p, int N);
+
+/* One decoder step for N rows: lab [N] the inputs (-1 = zeros); h_prev/c_prev
+ * per layer [N, H] (the step before, or the initial state); writes h/c per
+ * layer [N, H] and logits [N, vocab]. */
+void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,
+                   const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch);
+
+#endif
