@@ -32,9 +32,11 @@ struct mv_pack {
   int f16, ds;
   kmat init;            /* embedding -> initial state */
   kmat emb0;            /* layer 0's embedding rows (bias inside) */
-  void *gather;         /* layer 0's one-hot rows: [vocab][nb0 * CB] */
+  float *gather;        /* layer 0's one-hot rows: [vocab][nb0 * CB] */
   kmat lstm[4];         /* layer 0: h rows; layer l > 0: [x ; h] rows */
   kmat out;             /* output projection */
+  kmat cinit, clstm[4]; /* the conductor: z -> initial state; layers (layer 0: h rows only) */
+  int cs;               /* conductor state size */
   int maxcols, maxk;
 };
 
@@ -82,6 +84,8 @@ static int kmat_pack(kmat *k, const float *src, int ld, int r0, int K, int M, in
 static void kmat_free(kmat *k) {
   free(k->w);
   free(k->bias);
+  k->w = NULL;
+  k->bias = NULL;
 }
 
 void mv_pack_free(mv_pack *p) {
@@ -91,6 +95,8 @@ void mv_pack_free(mv_pack *p) {
   free(p->gather);
   for (int l = 0; l < 4; l++) kmat_free(&p->lstm[l]);
   kmat_free(&p->out);
+  kmat_free(&p->cinit);
+  for (int l = 0; l < 4; l++) kmat_free(&p->clstm[l]);
   free(p);
 }
 
@@ -99,6 +105,8 @@ int mv_pack_is_f16(const mv_pack *p) { return p->f16; }
 int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_err *err) {
   *out = NULL;
   if (s->layers < 1 || s->layers > 4) return mv_seterr(err, MV_EINVAL, "pack: 1-4 decoder layers");
+  if (s->clayers < 0 || s->clayers > 4 || (s->clayers > 0 && s->cH[s->clayers - 1] != s->E))
+    return mv_seterr(err, MV_EINVAL, "pack: 0-4 conductor layers, the top one as wide as the embedding");
   mv_pack *p = calloc(1, sizeof *p);
   if (!p) return mv_seterr(err, MV_ENOMEM, "out of memory");
   p->s = *s;
@@ -111,6 +119,15 @@ int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_
     int xin = l == 0 ? V + E : s->H[l - 1];
     f16 = fits_f16(w->lstm_k[l], (size_t)(xin + s->H[l]) * 4 * s->H[l]);
   }
+  if (s->clayers > 0) {
+    int cs = 0;
+    for (int l = 0; l < s->clayers && l < 4; l++) cs += 2 * s->cH[l];
+    f16 = f16 && fits_f16(w->cinit_k, (size_t)s->z * cs);
+    for (int l = 0; l < s->clayers && l < 4 && f16; l++) {
+      int xin = l == 0 ? 1 : s->cH[l - 1];
+      f16 = fits_f16(w->clstm_k[l], (size_t)(xin + s->cH[l]) * 4 * s->cH[l]);
+    }
+  }
   p->f16 = f16;
   int rc = kmat_pack(&p->init, w->init_k, p->ds, 0, E, p->ds, 0, w->init_b, f16);
   int H0 = s->H[0], M0 = 4 * H0;
@@ -122,14 +139,24 @@ int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_
   }
   int Ht = s->H[s->layers - 1];
   rc = rc ? rc : kmat_pack(&p->out, w->out_k, V, 0, Ht, V, 0, w->out_b, f16);
+  if (s->clayers > 0) {
+    for (int l = 0; l < s->clayers; l++) p->cs += 2 * s->cH[l];
+    rc = rc ? rc : kmat_pack(&p->cinit, w->cinit_k, p->cs, 0, s->z, p->cs, 0, w->cinit_b, f16);
+    for (int l = 0; l < s->clayers && !rc; l++) {
+      int H = s->cH[l], xin = l == 0 ? 1 : s->cH[l - 1];
+      /* layer 0's input is a zero: only its h rows matter */
+      rc = kmat_pack(&p->clstm[l], w->clstm_k[l], 4 * H, l == 0 ? 1 : 0, l == 0 ? H : xin + H, 4 * H, H,
+                     w->clstm_b[l], f16);
+    }
+  }
   if (!rc) {
     int Mp0 = p->emb0.nb * CB;
-    p->gather = malloc((size_t)V * Mp0 * (f16 ? 2 : 4));
+    p->gather = malloc((size_t)V * Mp0 * sizeof(float)); /* f32: one row is read per step */
     if (!p->gather) rc = MV_ENOMEM;
     for (int v = 0; v < V && !rc; v++)
       for (int q = 0; q < Mp0; q++) {
         int col = lstm_col(q, H0);
-        put(p->gather, (size_t)v * Mp0 + q, col >= 0 ? w->lstm_k[0][(size_t)v * M0 + col] : 0.0f, f16);
+        p->gather[(size_t)v * Mp0 + q] = col >= 0 ? w->lstm_k[0][(size_t)v * M0 + col] : 0.0f;
       }
   }
   if (rc) {
@@ -138,15 +165,18 @@ int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_
   }
   p->maxcols = p->init.nb;
   p->maxk = E;
-  const kmat *all[6] = {&p->emb0, &p->out, &p->lstm[0], &p->lstm[1], &p->lstm[2], &p->lstm[3]};
-  for (int i = 0; i < 6; i++) {
-    if (i >= 2 && i - 2 >= s->layers) continue;
+  const kmat *all[11] = {&p->emb0,     &p->out,      &p->lstm[0],  &p->lstm[1],  &p->lstm[2], &p->lstm[3],
+                        &p->cinit,    &p->clstm[0], &p->clstm[1], &p->clstm[2], &p->clstm[3]};
+  for (int i = 0; i < 11; i++) {
+    if (!all[i]->w) continue;
     if (all[i]->nb > p->maxcols) p->maxcols = all[i]->nb;
     if (all[i]->K > p->maxk) p->maxk = all[i]->K;
   }
   p->maxcols *= CB;
   for (int l = 1; l < s->layers; l++)
     if (s->H[l - 1] + s->H[l] > p->maxk) p->maxk = s->H[l - 1] + s->H[l];
+  for (int l = 1; l < s->clayers; l++)
+    if (s->cH[l - 1] + s->cH[l] > p->maxk) p->maxk = s->cH[l - 1] + s->cH[l];
   *out = p;
   return MV_OK;
 }
@@ -409,11 +439,44 @@ static int nparts_for(int nb) {
 }
 
 /* ---- bar start and step ---------------------------------------------------------- */
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* exp, sigmoid and tanh from +, -, *, / and bit operations only (no libm: glibc's tanhf
+ * and expf took a third of a batch-1 decode), written so that the compiler vectorizes
+ * the loops over units. This file is compiled for baseline x86-64 without FMA
+ * contraction, so every kernel choice shares these exact results. exp: Cephes'
+ * range reduction and degree-6 polynomial, within 2 ulp of expf on [-87, 88]. */
+static inline float exp_act(float x) {
+  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t ei = ((int32_t)n + 127) << 23;
+  float e;
+  memcpy(&e, &ei, sizeof e);
+  return p * e;
+}
+static inline float tanh_act1(float x) {
+  float a = x < 0 ? -x : x;
+  float t = 1.0f - 2.0f / (exp_act(2.0f * (a > 9.0f ? 9.0f : a)) + 1.0f);
+  return x < 0 ? -t : t;
+}
+/* over one block's G units */
+static void act_sigm(float *restrict y, const float *restrict x, float add) {
+  for (int u = 0; u < G; u++) y[u] = 1.0f / (1.0f + exp_act(-(x[u] + add)));
+}
+static void act_tanh(float *restrict y, const float *restrict x) {
+  for (int u = 0; u < G; u++) y[u] = tanh_act1(x[u]);
+}
 
 typedef struct {
   const mv_pack *p;
-  int N, layer;
+  int N, H; /* rows; the LSTM's units (cell update) */
   const kmat *W;
   const float *x;
   size_t xs;
@@ -451,10 +514,8 @@ static void run_job(void *vctx, int part, int nparts) {
         if (l < 0) {
           memcpy(yb, ge, sizeof(float) * CB);
         } else {
-          size_t row = (size_t)l * W->nb * CB + (size_t)b * CB;
-          for (int q = 0; q < CB; q++)
-            yb[q] = ge[q] + (f16 ? mv_f16_to_f32(((const uint16_t *)j->p->gather)[row + q])
-                                 : ((const float *)j->p->gather)[row + q]);
+          const float *row = j->p->gather + (size_t)l * W->nb * CB + (size_t)b * CB;
+          for (int q = 0; q < CB; q++) yb[q] = ge[q] + row[q];
         }
       } else {
         memcpy(yb, W->bias + (size_t)b * CB, sizeof(float) * CB);
@@ -462,16 +523,22 @@ static void run_job(void *vctx, int part, int nparts) {
     }
     KERN(W, f16, b, N, j->x, j->xs, j->y, j->ys);
     if (j->h) { /* the LSTM cell for this block's units */
-      int H = j->p->s.H[j->layer];
+      int H = j->H;
       for (int n = 0; n < N; n++) {
         const float *yb = j->y + (size_t)n * j->ys + (size_t)b * CB;
-        for (int u = 0; u < G; u++) {
-          int unit = b * G + u;
-          if (unit >= H) break;
-          float i = sigm(yb[u]), jj = tanhf(yb[G + u]), f = sigm(yb[2 * G + u] + 1.0f), o = sigm(yb[3 * G + u]);
-          float cc = i * jj + f * (j->cp ? j->cp[(size_t)n * H + unit] : 0.0f);
-          j->c[(size_t)n * H + unit] = cc;
-          j->h[(size_t)n * H + unit] = o * tanhf(cc);
+        int nu = H - b * G < G ? H - b * G : G;
+        const float *cp = j->cp ? j->cp + (size_t)n * H + b * G : NULL;
+        float *cn = j->c + (size_t)n * H + b * G, *hn = j->h + (size_t)n * H + b * G;
+        float gi[G], gj[G], gf[G], go[G], cc[G], tc[G];
+        act_sigm(gi, yb, 0.0f);
+        act_tanh(gj, yb + G);
+        act_sigm(gf, yb + 2 * G, 1.0f); /* magenta's forget bias */
+        act_sigm(go, yb + 3 * G, 0.0f);
+        for (int u = 0; u < G; u++) cc[u] = gi[u] * gj[u] + gf[u] * (cp && u < nu ? cp[u] : 0.0f);
+        act_tanh(tc, cc);
+        for (int u = 0; u < nu; u++) {
+          cn[u] = cc[u];
+          hn[u] = go[u] * tc[u];
         }
       }
     } else if (j->dst) {
@@ -479,10 +546,79 @@ static void run_job(void *vctx, int part, int nparts) {
       for (int n = 0; n < N; n++) {
         const float *yn = j->y + (size_t)n * j->ys;
         float *dn = j->dst + (size_t)n * M;
-        for (int q = c0; q < c1; q++) dn[q] = j->act ? tanhf(yn[q]) : yn[q];
+        if (j->act)
+          for (int q = c0; q < c1; q++) dn[q] = tanh_act1(yn[q]);
+        else
+          memcpy(dn + c0, yn + c0, sizeof(float) * (size_t)(c1 - c0));
       }
     }
   }
+}
+
+int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float *emb, float *scratch) {
+  pthread_once(&kern_once, kern_init);
+  const mv_pack_shape *s = &p->s;
+  if (s->clayers < 1) return MV_EINVAL;
+  int cs = p->cs, maxH = 0;
+  for (int l = 0; l < s->clayers; l++) maxH = s->cH[l] > maxH ? s->cH[l] : maxH;
+  /* S [N, cs] = tanh(z W + b), then per layer c and h, each twice (before, after) */
+  float *S = malloc(sizeof(float) * (size_t)N * ((size_t)cs + 4 * (size_t)s->clayers * maxH));
+  if (!S) return MV_ENOMEM;
+  float *st = S + (size_t)N * cs;
+  float *hb[2][4], *cb[2][4];
+  for (int l = 0; l < s->clayers; l++)
+    for (int k = 0; k < 2; k++) {
+      hb[k][l] = st + ((size_t)(4 * l + 2 * k)) * N * maxH;
+      cb[k][l] = st + ((size_t)(4 * l + 2 * k + 1)) * N * maxH;
+    }
+  float *y = scratch, *xcat = scratch + (size_t)N * p->maxcols;
+  job j;
+  memset(&j, 0, sizeof j);
+  j.p = p;
+  j.N = N;
+  j.y = y;
+  j.ys = (size_t)p->maxcols;
+  j.W = &p->cinit;
+  j.x = z;
+  j.xs = (size_t)s->z;
+  j.dst = S;
+  j.act = 1;
+  par_run(run_job, &j, nparts_for(j.W->nb));
+  /* magenta's flatten order: [c0, h0, c1, h1, ...] */
+  for (int l = 0, off = 0; l < s->clayers; off += 2 * s->cH[l], l++)
+    for (int n = 0; n < N; n++) {
+      memcpy(cb[0][l] + (size_t)n * s->cH[l], S + (size_t)n * cs + off, sizeof(float) * (size_t)s->cH[l]);
+      memcpy(hb[0][l] + (size_t)n * s->cH[l], S + (size_t)n * cs + off + s->cH[l], sizeof(float) * (size_t)s->cH[l]);
+    }
+  j.dst = NULL;
+  j.act = 0;
+  for (int u = 0; u < bars; u++) {
+    int a = u & 1, b = a ^ 1; /* states before in [a], after in [b] */
+    for (int l = 0; l < s->clayers; l++) {
+      int H = s->cH[l];
+      if (l == 0) {
+        j.x = hb[a][0];
+        j.xs = (size_t)H;
+      } else {
+        int Hp = s->cH[l - 1], K = Hp + H;
+        for (int n = 0; n < N; n++) {
+          memcpy(xcat + (size_t)n * K, hb[b][l - 1] + (size_t)n * Hp, sizeof(float) * (size_t)Hp);
+          memcpy(xcat + (size_t)n * K + Hp, hb[a][l] + (size_t)n * H, sizeof(float) * (size_t)H);
+        }
+        j.x = xcat;
+        j.xs = (size_t)K;
+      }
+      j.H = H;
+      j.W = &p->clstm[l];
+      j.cp = cb[a][l];
+      j.c = cb[b][l];
+      j.h = hb[b][l];
+      par_run(run_job, &j, nparts_for(j.W->nb));
+    }
+    memcpy(emb + (size_t)u * N * s->E, hb[b][s->clayers - 1], sizeof(float) * (size_t)N * s->E);
+  }
+  free(S);
+  return MV_OK;
 }
 
 void mv_infer_bar(const mv_pack *p, int N, const float *emb, float *S, float *gemb, float *scratch) {
@@ -522,7 +658,7 @@ void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gem
   j.ys = (size_t)p->maxcols;
   for (int l = 0; l < p->s.layers; l++) {
     int H = p->s.H[l];
-    j.layer = l;
+    j.H = H;
     j.W = &p->lstm[l];
     if (l == 0) {
       j.x = h_prev[0];

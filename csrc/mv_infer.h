@@ -21,6 +21,7 @@ typedef struct mv_pack mv_pack;
 /* Layer sizes of the hierarchical decoder, as mv_vae's config. */
 typedef struct mv_pack_shape {
   int vocab, E, layers, H[4];
+  int z, clayers, cH[4]; /* the conductor (clayers 0: none); its top width is E */
 } mv_pack_shape;
 
 /* Weights as in the model (row-major [in, out]); kernels [in + H, 4H] with
@@ -29,6 +30,8 @@ typedef struct mv_pack_src {
   const float *init_k, *init_b;          /* z_to_initial_state: [E, state], [state] */
   const float *lstm_k[4], *lstm_b[4];    /* per layer */
   const float *out_k, *out_b;            /* [H_top, vocab], [vocab] */
+  const float *cinit_k, *cinit_b;        /* conductor's initial state: [z, cstate], [cstate] */
+  const float *clstm_k[4], *clstm_b[4];  /* conductor layers; layer 0's input is a single zero */
 } mv_pack_src;
 
 int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_err *err);
@@ -43,6 +46,10 @@ void mv_infer_allow_f16(int allow);
 
 /* Scratch floats a decoding of N rows needs (mv_infer_bar / mv_infer_step). */
 size_t mv_infer_scratch(const mv_pack *p, int N);
+
+/* The conductor for N rows of z [N, z]: the bar embeddings emb [bars, N, E]
+ * (the top layer's outputs), as the training code's conductor. MV_ENOMEM. */
+int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float *emb, float *scratch);
 
 /* Start of a bar for N rows with embeddings emb [N, E]: the tanh'd initial
  * states S [N, state] (magenta's flatten order [c0, h0, c1, h1, ...]) and the

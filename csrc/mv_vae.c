@@ -942,7 +942,11 @@ static int infer_ready(mv_vae *m, mv_vae_ws *w, int N, mv_err *err) {
   if (!m->pack || m->packed != m->version) {
     mv_pack_free(m->pack);
     m->pack = NULL;
-    mv_pack_shape sh = {c->vocab, c->cond[c->cond_layers - 1], c->dec_layers, {0, 0, 0, 0}};
+    mv_pack_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.vocab = c->vocab;
+    sh.E = c->cond[c->cond_layers - 1];
+    sh.layers = c->dec_layers;
     mv_pack_src src;
     memset(&src, 0, sizeof src);
     src.init_k = PW(m, m->dec_init.kernel);
@@ -954,6 +958,17 @@ static int infer_ready(mv_vae *m, mv_vae_ws *w, int N, mv_err *err) {
     }
     src.out_k = PW(m, m->out.kernel);
     src.out_b = PW(m, m->out.bias);
+    if (!c->groove) {
+      sh.z = c->z;
+      sh.clayers = c->cond_layers;
+      src.cinit_k = PW(m, m->cond_init.kernel);
+      src.cinit_b = PW(m, m->cond_init.bias);
+      for (int l = 0; l < c->cond_layers; l++) {
+        sh.cH[l] = c->cond[l];
+        src.clstm_k[l] = PW(m, m->cond[l].kernel);
+        src.clstm_b[l] = PW(m, m->cond[l].bias);
+      }
+    }
     int rc = mv_pack_new(&m->pack, &sh, &src, err);
     if (rc) return rc;
     m->packed = m->version;
@@ -1042,27 +1057,15 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
   state_bufs sb;
   state_bufs_of(&sb, w);
   mv_real *emb_all = w->emb_copy;
-#ifndef MV_VAE_DOUBLE
-  /* row by row, so that a row's embeddings are the same bits in any batch (a
-   * batched GEMM may round differently with the batch size) */
-  w->B = 1;
-  for (int b = 0; b < B; b++) {
-    memcpy(w->z, z + (size_t)b * c->z, sizeof(mv_real) * (size_t)c->z);
-    conductor_fwd(m, w, sb.h0, sb.c0);
-    for (int u = 0; u < U; u++)
-      memcpy(emb_all + ((size_t)u * B + b) * E, w->c_h[c->cond_layers - 1] + (size_t)u * E, sizeof(mv_real) * (size_t)E);
-  }
-  w->B = B;
   memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
-#else
-  memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
-  conductor_fwd(m, w, sb.h0, sb.c0);
-  memcpy(emb_all, w->c_h[c->cond_layers - 1], sizeof(mv_real) * (size_t)U * B * E);
-#endif
   decode_ctx ctx = {temperature, rngs, labels, L, T, c->vocab, 0};
 #ifndef MV_VAE_DOUBLE
+  /* the conductor on the packed weights too: a row's embeddings are the same
+   * bits in any batch (a batched GEMM may round differently with the batch size) */
   int rc = infer_ready(m, w, B, err);
   if (rc) return rc;
+  if (mv_infer_conductor(m->pack, B, U, z, emb_all, w->iscr))
+    return mv_seterr(err, MV_ENOMEM, "out of memory for decoding");
   for (int u = 0; u < U; u++) {
     infer_bar(m, w, B, emb_all + (size_t)u * B * E);
     for (int b = 0; b < B; b++) w->lab[b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
@@ -1075,6 +1078,8 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
   }
   return MV_OK;
 #endif
+  conductor_fwd(m, w, sb.h0, sb.c0);
+  memcpy(emb_all, w->c_h[c->cond_layers - 1], sizeof(mv_real) * (size_t)U * B * E);
   for (int u = 0; u < U; u++) {
     const mv_real *emb = emb_all + (size_t)u * B * E;
     decoder_init_state(m, w, B, emb);
@@ -1117,10 +1122,20 @@ int mv_vae_gen_new(mv_vae_gen **out, mv_vae *m, const mv_real *z, mv_real temper
   g->temperature = temperature;
   if (rng) g->rng = *rng;
   memcpy(g->w->z, z, sizeof(mv_real) * (size_t)c->z);
+#ifndef MV_VAE_DOUBLE
+  rc = infer_ready(m, g->w, 1, err);
+  if (!rc && mv_infer_conductor(m->pack, 1, c->bars, z, g->emb, g->w->iscr))
+    rc = mv_seterr(err, MV_ENOMEM, "out of memory");
+  if (rc) {
+    mv_vae_gen_free(g);
+    return rc;
+  }
+#else
   state_bufs sb;
   state_bufs_of(&sb, g->w);
   conductor_fwd(m, g->w, sb.h0, sb.c0);
   memcpy(g->emb, g->w->c_h[c->cond_layers - 1], sizeof(mv_real) * (size_t)c->bars * E);
+#endif
   *out = g;
   return MV_OK;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mv_vae.h"
 #include "mvl.h"
 
 static int l_blas_info(lua_State *L) {
@@ -28,6 +29,8 @@ static int l_blas_info(lua_State *L) {
   lua_setfield(L, -2, "cpu_avx2");
   lua_pushboolean(L, i.cpu_avx512);
   lua_setfield(L, -2, "cpu_avx512");
+  lua_pushstring(L, mv_vae_infer_isa());
+  lua_setfield(L, -2, "decode_kernel");
   return 1;
 }
 

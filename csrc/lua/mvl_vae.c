@@ -629,6 +629,19 @@ static int g_close(lua_State *L) {
   return 0;
 }
 
+/* vae:infer_info() -> {isa = "avx512"|"avx2"|"portable", f16 = bool}: the decoding
+ * kernel, and whether the packed decoder weights are f16 (known after a decode). */
+static int m_infer_info(lua_State *L) {
+  mvl_vae *u = checkvae(L, 1);
+  sync_params(u);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, mv_vae_infer_isa());
+  lua_setfield(L, -2, "isa");
+  lua_pushboolean(L, mv_vae_infer_f16(u->m));
+  lua_setfield(L, -2, "f16");
+  return 1;
+}
+
 static const luaL_Reg gen_methods[] = {
     {"step", g_step}, {"pos", g_pos}, {"labels", g_labels}, {"close", g_close}, {NULL, NULL}};
 
@@ -647,6 +660,7 @@ static const luaL_Reg methods[] = {{"init", m_init},
                                    {"latents", m_latents},
                                    {"encode", m_encode},
                                    {"decode", m_decode},
+                                   {"infer_info", m_infer_info},
                                    {"adam_step", m_adam_step},
                                    {"adam_state", m_adam_state},
                                    {"set_adam_t", m_set_adam_t},

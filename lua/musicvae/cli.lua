@@ -171,6 +171,7 @@ M.register {
       threads = info.threads,
       cpu_avx2 = info.cpu_avx2,
       cpu_avx512 = info.cpu_avx512,
+      decode_kernel = info.decode_kernel,
       sgemm_n = n,
       sgemm_gflops = math.floor(gflops * 10 + 0.5) / 10,
     }
@@ -185,6 +186,8 @@ M.register {
     out:write(("  BLAS core   %s\n"):format(info.core))
     out:write(("  chosen      %s\n"):format(info.how))
     out:write(("  library     %s\n"):format(info.library))
+    out:write(("  decoding    %s kernels on packed weights (MUSICVAE_ISA=portable|avx2 to override)\n"):format(
+      info.decode_kernel))
     out:write(("  threads     %d\n"):format(info.threads))
     out:write(("  SGEMM       %.1f GFLOP/s (%dx%dx%d, %d threads, median of 5)\n"):format(gflops, n, n, n,
       info.threads))
