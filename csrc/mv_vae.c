@@ -1358,7 +1358,7 @@ int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_r
 }
 
 int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs,
-                         const mv_real *hits, mv_real *out, mv_err *err) {
+                         const mv_real *hits, mv_real *out, mv_real *hit_prob, mv_err *err) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, L = w->L, N = w->N, V = c->vocab, C = V / 3;
   int rc = check_groove(m, z, (int64_t)B * c->z, NULL, 0, err);
@@ -1377,6 +1377,7 @@ int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temp
       mv_real *g = w->gprev + (size_t)n * V, *o = out + ((size_t)n * L + t) * V;
       for (int k = 0; k < C; k++) {
         mv_real l = lg[(size_t)n * V + k];
+        if (hit_prob) hit_prob[((size_t)n * L + t) * C + k] = sigm(l);
         int hit = hits ? hits[((size_t)n * L + t) * C + k] > 0.5f
                   : temperature > 0 ? mv_rng_uniform(&rngs[n]) < sigm(l / temperature)
                                     : l > 0;

@@ -175,9 +175,10 @@ int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_r
  * Bernoulli(sigmoid(logit / T)) draws on rngs[b] (T = 0: logit > 0), velocities
  * and offsets as predicted (for every class; a caller keeps them where hit);
  * each step's input is the previous step's output. hits [B, L, C] (or NULL)
- * fixes the hits instead (humanize: velocities and offsets for given hits). */
+ * fixes the hits instead (humanize: velocities and offsets for given hits).
+ * hit_prob [B, L, C] (or NULL) receives each step's sigmoid(hit logit). */
 int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs,
-                         const mv_real *hits, mv_real *out, mv_err *err);
+                         const mv_real *hits, mv_real *out, mv_real *hit_prob, mv_err *err);
 
 /* Encoder only: mu, sigma [B, z] for labels [B, U*T]. */
 int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, mv_real *sigma, mv_err *err);

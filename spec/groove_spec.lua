@@ -230,18 +230,25 @@ describe("groove training and metrics", function()
     assert.near(ob / cells, r.offset_mae_baseline, 1e-9)
     -- the model's predictions by hand: humanize with the target's hits fixed
     local mu = m.vae:encode(m:groove_input(g))
-    local pred = m.vae:decode(mu, { temperature = 0, hits = g:narrow(3, 1, 9):contiguous() }):view(-1):totable()
-    local vm, om = 0, 0
+    local out, hp = m.vae:decode(mu, { temperature = 0, hits = g:narrow(3, 1, 9):contiguous(), hit_probs = true })
+    local pred, p = out:view(-1):totable(), hp:view(-1):totable()
+    local vm, vr, om = 0, 0, 0
     for i = 0, #flat // 27 - 1 do
       for c = 1, 9 do
         if flat[i * 27 + c] == 1 then
-          vm = vm + math.abs(pred[i * 27 + 9 + c] - flat[i * 27 + 9 + c]) * 127
+          -- the expected velocity given the hit: raw / p (p floored at 0.05), at most 1
+          local v = math.min(1, pred[i * 27 + 9 + c] / math.max(p[i * 9 + c], 0.05))
+          vm = vm + math.abs(v - flat[i * 27 + 9 + c]) * 127
+          vr = vr + math.abs(pred[i * 27 + 9 + c] - flat[i * 27 + 9 + c]) * 127
           om = om + math.abs(pred[i * 27 + 18 + c] - flat[i * 27 + 18 + c]) / 2
         end
       end
     end
     assert.near(vm / cells, r.velocity_mae, 1e-4)
+    assert.near(vr / cells, r.velocity_mae_raw, 1e-4)
     assert.near(om / cells, r.offset_mae, 1e-6)
+    -- hit probabilities are the sigmoid of the hit logits: in (0, 1)
+    for k = 1, #p do assert.is_true(p[k] > 0 and p[k] < 1) end
     for _, k in ipairs { "hit_accuracy", "hit_f1", "tf_accuracy", "recon_nll", "kl" } do assert.is_number(r[k]) end
     assert.is_true(r.hit_accuracy >= 0 and r.hit_accuracy <= 1)
     m:close()

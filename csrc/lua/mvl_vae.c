@@ -423,10 +423,14 @@ static int m_decode(lua_State *L) {
   float temp = 0;
   mv_rng *rngs = NULL;
   const float *hits = NULL;
+  int want_hitp = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     temp = (float)optnum(L, 3, "temperature", 0);
     if (c->groove) hits = opt_tensor(L, 3, "hits", (int64_t)B * c->bars * c->steps * (c->vocab / 3), "[batch, steps, classes]");
+    lua_getfield(L, 3, "hit_probs");
+    want_hitp = c->groove && lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 3, "rngs");
     if (!lua_isnil(L, -1)) {
       luaL_checktype(L, -1, LUA_TTABLE);
@@ -442,7 +446,9 @@ static int m_decode(lua_State *L) {
   int Ls = c->bars * c->steps;
   mv_vae_ws *w = ws_for(L, u, B);
   mvl_tensor *gout = NULL;
+  mvl_tensor *hitp = NULL;
   if (c->groove) gout = mvl_newtensor(L, 3, (int64_t[]){B, Ls, c->vocab});
+  if (want_hitp) hitp = mvl_newtensor(L, 3, (int64_t[]){B, Ls, c->vocab / 3});
   else if ((size_t)B * Ls > u->labcap) {
     int32_t *p = realloc(u->lab, (size_t)B * Ls * sizeof *p);
     if (!p) return luaL_error(L, "out of memory");
@@ -452,7 +458,7 @@ static int m_decode(lua_State *L) {
   mv_err err;
   enter(L, &u->busy);
   sync_params(u);
-  int rc = gout ? mv_vae_decode_groove(u->m, w, z->t.data, temp, rngs, hits, gout->base, &err)
+  int rc = gout ? mv_vae_decode_groove(u->m, w, z->t.data, temp, rngs, hits, gout->base, hitp ? hitp->base : NULL, &err)
                 : mv_vae_decode(u->m, w, z->t.data, temp, rngs, u->lab, &err);
   leave(&u->busy);
   if (rc) return mvl_raise(L, &err);
@@ -465,7 +471,7 @@ static int m_decode(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  if (gout) return 1; /* on the top of the stack */
+  if (gout) return hitp ? 2 : 1; /* on the top of the stack (out, then hit_probs) */
   mvl_tensor *out = mvl_newtensor(L, 2, (int64_t[]){B, Ls});
   for (size_t k = 0; k < (size_t)B * Ls; k++) out->base[k] = (float)u->lab[k];
   return 1;

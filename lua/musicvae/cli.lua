@@ -504,10 +504,11 @@ M.register {
     if opts.json then
       out:write(json.encode(r), "\n")
     elseif groove then
-      out:write(("%s on %d windows: hit_accuracy %.4f, hit_f1 %.4f, velocity_mae %.3f (baseline %.3f), " ..
-        "offset_mae %.4f steps (baseline %.4f), tf_accuracy %.4f, recon_nll %.3f, kl %.3f\n"):format(m.path or "model",
-        r.windows, r.hit_accuracy, r.hit_f1, r.velocity_mae, r.velocity_mae_baseline, r.offset_mae,
-        r.offset_mae_baseline, r.tf_accuracy, r.recon_nll, r.kl))
+      out:write(("%s on %d windows: hit_accuracy %.4f, hit_f1 %.4f, velocity_mae %.3f (baseline %.3f; " ..
+        "magenta's raw output %.3f), offset_mae %.4f steps (baseline %.4f), tf_accuracy %.4f, recon_nll %.3f, " ..
+        "kl %.3f\n"):format(m.path or "model", r.windows, r.hit_accuracy, r.hit_f1, r.velocity_mae,
+        r.velocity_mae_baseline, r.velocity_mae_raw, r.offset_mae, r.offset_mae_baseline, r.tf_accuracy, r.recon_nll,
+        r.kl))
     else
       out:write(("%s on %d windows: tf_accuracy %.4f, sampled_accuracy %.4f, recon_nll %.3f, kl %.3f\n"):format(
         m.path or "model", r.windows, r.tf_accuracy, r.sampled_accuracy, r.recon_nll, r.kl))

@@ -49,7 +49,9 @@ end
 -- hit_accuracy and hit_f1 of the free-running decoder (= sampled_accuracy); velocity_mae
 -- (0-127) and offset_mae (steps) over the target's hit cells, predicted with the target's hits
 -- fixed for humanize models (what `musicvae humanize` does) and free-running otherwise; and
--- their baselines: the mean velocity, and zero offset.
+-- their baselines: the mean velocity, and zero offset. Velocities are what the model writes
+-- (Model:groove_decode's expected velocity given a hit); velocity_mae_raw is the MAE of
+-- magenta's raw velocity output on the same cells.
 function E.groove_metrics(model, groove, opts)
   opts = opts or {}
   local n, L = groove:size(1), groove:size(2)
@@ -58,7 +60,7 @@ function E.groove_metrics(model, groove, opts)
   local humanize = model.config.mode == "humanize"
   local tf_hits, nll, kl, loss = 0, 0, 0, 0
   local right, tp, fp, fn = 0, 0, 0, 0
-  local vsum, osum, vbase, obase, cells = 0, 0, 0, 0, 0
+  local vsum, vraw, osum, vbase, obase, cells = 0, 0, 0, 0, 0, 0
   local mean_v = opts.mean_velocity or model.config.mean_velocity
   if not mean_v then -- the evaluated data's own mean
     local tot, cnt = 0, 0
@@ -78,10 +80,10 @@ function E.groove_metrics(model, groove, opts)
     tf_hits = tf_hits + st.accuracy * b * L * 9
     nll, kl, loss = nll + st.recon * b, kl + st.kl * b, loss + st.loss * b
     local mu = model.vae:latents()
-    local free = model.vae:decode(mu, { temperature = 0 })
-    local pred = humanize and model.vae:decode(mu, { temperature = 0, hits = target:narrow(3, 1, 9):contiguous() })
-      or free
-    local t, f, q = target:view(-1):totable(), free:view(-1):totable(), pred:view(-1):totable()
+    local free, free_raw = model:groove_decode(mu, { temperature = 0 })
+    local pred, raw = free, free_raw
+    if humanize then pred, raw = model:groove_decode(mu, { temperature = 0, hits = target:narrow(3, 1, 9):contiguous() }) end
+    local t, f, q, qr = target:view(-1):totable(), free:view(-1):totable(), pred:view(-1):totable(), raw:view(-1):totable()
     for i = 0, b * L - 1 do
       local base = i * 27
       for c = 1, 9 do
@@ -91,6 +93,7 @@ function E.groove_metrics(model, groove, opts)
         if h then
           local v = t[base + 9 + c] * 127
           vsum = vsum + math.abs(q[base + 9 + c] * 127 - v)
+          vraw = vraw + math.abs(qr[base + 9 + c] * 127 - v)
           vbase = vbase + math.abs(mean_v - v)
           osum = osum + math.abs(q[base + 18 + c] - t[base + 18 + c]) / 2
           obase = obase + math.abs(t[base + 18 + c]) / 2
@@ -109,6 +112,7 @@ function E.groove_metrics(model, groove, opts)
     hit_f1 = f1,
     velocity_mae = cells > 0 and vsum / cells or 0,
     velocity_mae_baseline = cells > 0 and vbase / cells or 0,
+    velocity_mae_raw = cells > 0 and vraw / cells or 0,
     offset_mae = cells > 0 and osum / cells or 0,
     offset_mae_baseline = cells > 0 and obase / cells or 0,
     mean_velocity = mean_v,

@@ -255,6 +255,35 @@ function Model:encode(patterns)
   return self.vae:encode(self:labels_tensor(patterns))
 end
 
+--- Below this hit probability a hit's velocity is not scaled up further (see groove_decode).
+Model.HIT_P_FLOOR = 0.05
+
+--- m:groove_decode(z, {temperature, rngs, hits}) -> out [n, steps, 27], raw
+-- Decodes as magenta (each step's input is the previous step's raw output) and then gives each
+-- hit the model's expected velocity given that the step is hit: min(1, v / max(p, 0.05)), p the
+-- step's hit probability. The velocity head is trained with an unmasked squared error (0 where
+-- nothing is hit), so its raw output is the expected velocity *times* p, which is too quiet
+-- wherever the model is unsure of the hit: forced hits (humanize) and sampled ones alike.
+-- Offsets stay as predicted. raw is magenta's output, unchanged.
+function Model:groove_decode(z, o)
+  local out, hp = self.vae:decode(z:contiguous(), { temperature = o.temperature or 0, rngs = o.rngs, hits = o.hits,
+    hit_probs = true })
+  local raw = out:clone()
+  local n, L = out:size(1), out:size(2)
+  local flat, p = out:view(-1), hp:view(-1)
+  local f, q = flat:totable(), p:totable()
+  local floor = Model.HIT_P_FLOOR
+  for i = 0, n * L - 1 do
+    for c = 1, 9 do
+      if f[i * 27 + c] > 0.5 then
+        local k = i * 27 + 9 + c
+        flat:set(math.min(1, f[k] / math.max(q[i * 9 + c], floor)), k)
+      end
+    end
+  end
+  return out, raw
+end
+
 --- Groove outputs [n, steps, 27] -> patterns (notes where hit; velocity round(v * 127)
 -- in 1-127, offset o / 2 steps clipped to +-0.5, as magenta's from_tensors).
 function Model:groove_patterns(out, qpm)
@@ -297,8 +326,7 @@ function Model:decode(z, opts)
   local n = z:size(1)
   local rngs = temp > 0 and Model.streams(opts.seed or 0, opts.first_index or 1, n) or nil
   if self.config.groove then
-    local out = self.vae:decode(z:contiguous(), { temperature = temp, rngs = rngs, hits = opts.hits })
-    return self:groove_patterns(out, opts.qpm)
+    return self:groove_patterns(self:groove_decode(z, { temperature = temp, rngs = rngs, hits = opts.hits }), opts.qpm)
   end
   local labels = self.vae:decode(z:contiguous(), { temperature = temp, rngs = rngs })
   local out = {}

@@ -247,7 +247,8 @@ function Trainer:save_best(val)
   meta.val_loss = ("%.6g"):format(val.loss)
   meta.val_tf_accuracy = ("%.6g"):format(val.tf_accuracy)
   meta.val_sampled_accuracy = ("%.6g"):format(val.sampled_accuracy)
-  for _, k in ipairs { "hit_f1", "velocity_mae", "velocity_mae_baseline", "offset_mae", "offset_mae_baseline" } do
+  for _, k in ipairs { "hit_f1", "velocity_mae", "velocity_mae_baseline", "velocity_mae_raw", "offset_mae",
+    "offset_mae_baseline" } do
     if val[k] then meta["val_" .. k] = ("%.6g"):format(val[k]) end
   end
   return self.model:save(self.out .. "/best.safetensors", { metadata = meta })
