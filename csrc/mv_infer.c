@@ -6,6 +6,7 @@
  * f and o columns of units 32b .. 32b + 31: the thread that owns a block owns
  * whole units and applies the cell update without waiting for the others.
  * Layer 0's one-hot rows are a table of rows added before the sum. */
+#include "mv_act.h"
 #include "mv_infer.h"
 
 #include <math.h>
@@ -439,39 +440,12 @@ static int nparts_for(int nb) {
 }
 
 /* ---- bar start and step ---------------------------------------------------------- */
-/* exp, sigmoid and tanh from +, -, *, / and bit operations only (no libm: glibc's tanhf
- * and expf took a third of a batch-1 decode), written so that the compiler vectorizes
- * the loops over units. This file is compiled for baseline x86-64 without FMA
- * contraction, so every kernel choice shares these exact results. exp: Cephes'
- * range reduction and degree-6 polynomial, within 2 ulp of expf on [-87, 88]. */
-static inline float exp_act(float x) {
-  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t ei = ((int32_t)n + 127) << 23;
-  float e;
-  memcpy(&e, &ei, sizeof e);
-  return p * e;
-}
-static inline float tanh_act1(float x) {
-  float a = x < 0 ? -x : x;
-  float t = 1.0f - 2.0f / (exp_act(2.0f * (a > 9.0f ? 9.0f : a)) + 1.0f);
-  return x < 0 ? -t : t;
-}
 /* over one block's G units */
 static void act_sigm(float *restrict y, const float *restrict x, float add) {
-  for (int u = 0; u < G; u++) y[u] = 1.0f / (1.0f + exp_act(-(x[u] + add)));
+  for (int u = 0; u < G; u++) y[u] = 1.0f / (1.0f + mv_exp_act(-(x[u] + add)));
 }
 static void act_tanh(float *restrict y, const float *restrict x) {
-  for (int u = 0; u < G; u++) y[u] = tanh_act1(x[u]);
+  for (int u = 0; u < G; u++) y[u] = mv_tanh_act(x[u]);
 }
 
 typedef struct {
@@ -547,7 +521,7 @@ static void run_job(void *vctx, int part, int nparts) {
         const float *yn = j->y + (size_t)n * j->ys;
         float *dn = j->dst + (size_t)n * M;
         if (j->act)
-          for (int q = c0; q < c1; q++) dn[q] = tanh_act1(yn[q]);
+          for (int q = c0; q < c1; q++) dn[q] = mv_tanh_act(yn[q]);
         else
           memcpy(dn + c0, yn + c0, sizeof(float) * (size_t)(c1 - c0));
       }

@@ -42,14 +42,20 @@ static void gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, double alp
     }
 }
 #else
+/* the gates' exp and tanh inline and vectorizable (mv_act.h); the losses keep libm's */
+#include "mv_act.h"
 #define EXP expf
-#define TANH tanhf
+#define TANH mv_tanh_act
 #define LOG1P log1pf
 #define SQRT sqrtf
 #define GEMM mv_sgemm
 #endif
 
+#ifdef MV_VAE_DOUBLE
 static inline mv_real sigm(mv_real x) { return 1.0f / (1.0f + EXP(-x)); }
+#else
+static inline mv_real sigm(mv_real x) { return mv_sigmoid_act(x); }
+#endif
 
 /* ---- configuration and parameters ------------------------------------------ */
 int mv_vae_config_check(const mv_vae_config *c, mv_err *err) {
@@ -361,6 +367,19 @@ int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
 /* ---- the LSTM step ------------------------------------------------------------------ */
 /* g[n] = b + xh[n] @ W (+ Wgather[lab[n]]), then i, j, f, o activations, c, h.
  * W: the kernel rows this input uses ([x ; h] rows), K = their count. */
+/* One row's cell update in place: gates [i j f o] pre-activations -> activations, c and h.
+ * Inlined twice (with and without c_prev) so that each loop is branch-free and vectorizes. */
+static inline __attribute__((always_inline)) void cell_row(int H, mv_real *restrict gn, const mv_real *restrict cpn,
+                                                           mv_real *restrict cn, mv_real *restrict hn) {
+  for (int k = 0; k < H; k++) {
+    mv_real i = sigm(gn[k]), j = TANH(gn[H + k]), f = sigm(gn[2 * H + k] + 1.0f), o = sigm(gn[3 * H + k]);
+    mv_real cc = i * j + f * (cpn ? cpn[k] : 0.0f);
+    gn[k] = i, gn[H + k] = j, gn[2 * H + k] = f, gn[3 * H + k] = o;
+    cn[k] = cc;
+    hn[k] = o * TANH(cc);
+  }
+}
+
 static void lstm_fwd_step(int N, int K, int H, const mv_real *W, const mv_real *b, const mv_real *xh, const mv_real *Wg,
                           const int32_t *lab, const mv_real *c_prev, mv_real *g, mv_real *c, mv_real *h) {
   int H4 = G4(H);
@@ -375,14 +394,25 @@ static void lstm_fwd_step(int N, int K, int H, const mv_real *W, const mv_real *
       }
   for (int n = 0; n < N; n++) {
     mv_real *gn = g + (size_t)n * H4;
-    for (int k = 0; k < H; k++) {
-      mv_real i = sigm(gn[k]), j = TANH(gn[H + k]), f = sigm(gn[2 * H + k] + 1.0f), o = sigm(gn[3 * H + k]);
-      mv_real cp = c_prev ? c_prev[(size_t)n * H + k] : 0.0f;
-      mv_real cc = i * j + f * cp;
-      gn[k] = i, gn[H + k] = j, gn[2 * H + k] = f, gn[3 * H + k] = o;
-      c[(size_t)n * H + k] = cc;
-      h[(size_t)n * H + k] = o * TANH(cc);
-    }
+    if (c_prev) cell_row(H, gn, c_prev + (size_t)n * H, c + (size_t)n * H, h + (size_t)n * H);
+    else cell_row(H, gn, NULL, c + (size_t)n * H, h + (size_t)n * H);
+  }
+}
+
+/* One row of lstm_bwd_step, inlined with and without c_prev like cell_row. */
+static inline __attribute__((always_inline)) void bwd_row(int H, const mv_real *restrict gn, const mv_real *restrict cn,
+                                                          const mv_real *restrict cpn, const mv_real *restrict dhn,
+                                                          mv_real *restrict dcn, mv_real *restrict dn) {
+  for (int k = 0; k < H; k++) {
+    mv_real i = gn[k], j = gn[H + k], f = gn[2 * H + k], o = gn[3 * H + k];
+    mv_real tc = TANH(cn[k]);
+    mv_real cp = cpn ? cpn[k] : 0.0f;
+    mv_real dct = dcn[k] + dhn[k] * o * (1.0f - tc * tc);
+    dn[k] = dct * j * i * (1.0f - i);
+    dn[H + k] = dct * i * (1.0f - j * j);
+    dn[2 * H + k] = dct * cp * f * (1.0f - f);
+    dn[3 * H + k] = dhn[k] * tc * o * (1.0f - o);
+    dcn[k] = dct * f;
   }
 }
 
@@ -392,20 +422,9 @@ static void lstm_bwd_step(int N, int H, const mv_real *g, const mv_real *c, cons
                           mv_real *dc, mv_real *dG) {
   int H4 = G4(H);
   for (int n = 0; n < N; n++) {
-    const mv_real *gn = g + (size_t)n * H4;
-    mv_real *dn = dG + (size_t)n * H4;
-    for (int k = 0; k < H; k++) {
-      size_t x = (size_t)n * H + k;
-      mv_real i = gn[k], j = gn[H + k], f = gn[2 * H + k], o = gn[3 * H + k];
-      mv_real tc = TANH(c[x]);
-      mv_real cp = c_prev ? c_prev[x] : 0.0f;
-      mv_real dct = dc[x] + dh[x] * o * (1.0f - tc * tc);
-      dn[k] = dct * j * i * (1.0f - i);
-      dn[H + k] = dct * i * (1.0f - j * j);
-      dn[2 * H + k] = dct * cp * f * (1.0f - f);
-      dn[3 * H + k] = dh[x] * tc * o * (1.0f - o);
-      dc[x] = dct * f;
-    }
+    size_t x = (size_t)n * H;
+    if (c_prev) bwd_row(H, g + (size_t)n * H4, c + x, c_prev + x, dh + x, dc + x, dG + (size_t)n * H4);
+    else bwd_row(H, g + (size_t)n * H4, c + x, NULL, dh + x, dc + x, dG + (size_t)n * H4);
   }
 }
 
