@@ -1,14 +1,21 @@
 -- Benchmarks, printed as JSON lines with the fields of ../shared/bench/torch_musicvae.py
 -- (impl, what, config, batch, threads, median_s, sequences_per_s on training lines).
 --   lua5.4 bench/bench.lua [--config small] [--batch 64] [--threads 2] [--steps 5] [--quick]
+--                          [--only train|sample|rss|latency] [--bars 4]
 -- Run from the project root after scripts/setup. Timings are for comparing implementations
 -- side by side on one machine, not absolute figures.
+--   (default)       train_step, train_step_flops, train_step_sampling_p0.5, sample_4bar_batch1 (2 and
+--                   1 threads), sample_4bar_batch256, peak_rss; --quick keeps the first, second and fourth
+--   --only train    train_step (+ flops) at --batch and --threads
+--   --only sample   sampling latency at batch 1 of a --bars-bar model (sample_<bars>bar_batch1)
+--   --only rss      memory of training at --batch: VmRSS after 3 and after 3 + --steps steps, VmHWM
+-- Sampling runs on f16 weights, as the shipped models are (the decoder converts them in registers).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-package.cpath = "./build/?.so;" .. package.cpath
+package.cpath = "./" .. (os.getenv("MUSICVAE_BUILD") or "build") .. "/?.so;" .. package.cpath
 local mv = require "musicvae"
 local json = require "musicvae.json"
 
-local opts = { config = "small", batch = 64, threads = 2, steps = 5 }
+local opts = { config = "small", batch = 64, threads = 2, steps = 5, bars = 4 }
 local i = 1
 while i <= #arg do
   local k = arg[i]:match("^%-%-(.+)$")
@@ -21,12 +28,12 @@ while i <= #arg do
 end
 mv.set_num_threads(opts.threads)
 
-local function rss_kb()
+local function status(field)
   local f = io.open("/proc/self/status")
   if not f then return nil end
   local s = f:read("a")
   f:close()
-  return tonumber(s:match("VmHWM:%s+(%d+)"))
+  return tonumber(s:match(field .. ":%s+(%d+)"))
 end
 
 local function median(fn, n)
@@ -43,17 +50,17 @@ end
 
 local function emit(fields)
   local pairs_ = { { "impl", "musicvae" } }
-  for _, k in ipairs { "what", "config", "batch", "threads", "median_s", "sequences_per_s", "extra" } do
+  for _, k in ipairs { "what", "config", "batch", "threads", "bars", "median_s", "sequences_per_s", "extra" } do
     if fields[k] ~= nil then pairs_[#pairs_ + 1] = { k, fields[k] } end
   end
   pairs_[#pairs_ + 1] = { "blas_core", mv.blas_info().core }
+  pairs_[#pairs_ + 1] = { "decode_kernel", mv.blas_info().decode_kernel }
   print(json.encode(json.ordered(pairs_)))
 end
 
-local model = mv.Model.new(opts.config, 1)
 local r = mv.rng(1, "bench")
 
-local function train_step(B, p)
+local function train_step(model, B, p)
   local labels = mv.zeros(B, 64)
   for b = 1, B do for s = 1, 64 do labels:set(r:integer(0, 511), b, s) end end
   local eps = mv.randn(r, { B, model.config.z })
@@ -69,48 +76,98 @@ local function train_step(B, p)
   end
 end
 
-local B = opts.batch
-local med = median(train_step(B), opts.steps)
-emit { what = "train_step", config = opts.config, batch = B, threads = opts.threads, median_s = med,
-  sequences_per_s = B / med }
--- FLOPs: per LSTM layer and direction 2 * steps * (in + H) * 4H (one-hot part gathered), + projections; x3 for backward
-local cfg = model.config
-local function lstm_flops(T, in_, H) return 2 * T * (in_ + H) * 4 * H end
-local f = 0
-f = f + 2 * lstm_flops(64, 10, cfg.enc[1])
-f = f + 2 * 2 * cfg.enc[1] * cfg.z * 2
-local cin = 1
-for _, H in ipairs(cfg.cond) do f = f + lstm_flops(4, cin, H); cin = H end
-local din = cfg.cond[#cfg.cond]
-for _, H in ipairs(cfg.dec) do f = f + lstm_flops(64, din, H); din = H end
-f = f + 2 * 64 * cfg.dec[#cfg.dec] * 512
-f = 3 * f
-local rate = (function()
+-- FLOPs per training sequence: per LSTM layer and direction 2 * steps * (in + H) * 4H (the one-hot
+-- part is gathered, not multiplied), the heads and projections; x3 for forward + backward.
+local function train_flops(cfg)
+  local function lstm(T, in_, H) return 2 * T * (in_ + H) * 4 * H end
+  local T = cfg.bars * cfg.steps_per_bar
+  local f, ein = 0, cfg.input_depth or 10
+  for _, H in ipairs(cfg.enc) do f = f + 2 * lstm(T, ein, H); ein = 2 * H end
+  f = f + 2 * 2 * ein * cfg.z                                     -- mu and sigma heads
+  local cs = 0
+  for _, H in ipairs(cfg.cond) do cs = cs + 2 * H end
+  f = f + 2 * cfg.z * cs                                           -- conductor's initial state
+  local cin = 1
+  for _, H in ipairs(cfg.cond) do f = f + lstm(cfg.bars, cin, H); cin = H end
+  local ds = 0
+  for _, H in ipairs(cfg.dec) do ds = ds + 2 * H end
+  f = f + cfg.bars * 2 * cin * ds                                  -- decoder's initial states
+  local din = cin                                                  -- the embedding half of layer 0's input
+  for _, H in ipairs(cfg.dec) do f = f + lstm(T, din, H); din = H end
+  f = f + 2 * T * din * 512                                        -- output projection
+  return 3 * f
+end
+
+local function sgemm_rate()
   local n = 1024
   local a, b2, c = mv.rand(r, { n, n }), mv.rand(r, { n, n }), mv.zeros(n, n)
   local m = median(function() mv.gemm(c, a, b2) end, 5)
   return 2 * n ^ 3 / m / 1e9
-end)()
-emit { what = "train_step_flops", config = opts.config, batch = B, threads = opts.threads,
-  extra = json.ordered { { "gflop_per_sequence", f / 1e9 }, { "achieved_gflops", f * B / med / 1e9 },
-    { "sgemm_gflops", rate }, { "fraction_of_sgemm", f * B / med / 1e9 / rate } } }
-if not opts.quick then
-  med = median(train_step(B, 0.5), opts.steps)
-  emit { what = "train_step_sampling_p0.5", config = opts.config, batch = B, threads = opts.threads, median_s = med,
-    sequences_per_s = B / med }
 end
 
-local function sample_time(n, bars_mult)
+-- a model whose weights are f16 values, as the shipped ones
+local function f16_model(cfg)
+  local m = mv.Model.new(cfg, 1)
+  local tmp = os.tmpname()
+  assert(m:save(tmp, { dtype = "F16" }))
+  local back = assert(mv.load(tmp))
+  os.remove(tmp)
+  back:decode(back:sample_z(1, 1)) -- packs the decoder
+  assert(back.vae:infer_info().f16, "the decoder should have packed f16 weights")
+  return back
+end
+
+local function sample_time(model, n)
   local z = model:sample_z(n, 1)
-  return median(function() model:decode(z, { temperature = 0.5, seed = 1 }) end, math.max(opts.steps, 5))
+  local reps = n > 1 and math.max(opts.steps, 3) or math.max(opts.steps, 21)
+  return median(function() model:decode(z, { temperature = 0.5, seed = 1 }) end, reps)
 end
-emit { what = "sample_4bar_batch1", config = opts.config, batch = 1, threads = opts.threads, median_s = sample_time(1) }
-if not opts.quick then
-  emit { what = "sample_4bar_batch256", config = opts.config, batch = 256, threads = opts.threads,
-    median_s = sample_time(256) }
-  mv.set_num_threads(1)
-  emit { what = "sample_4bar_batch1", config = opts.config, batch = 1, threads = 1, median_s = sample_time(1) }
-  mv.set_num_threads(opts.threads)
+
+local function run_train(model, quick)
+  local B = opts.batch
+  local med = median(train_step(model, B), opts.steps)
+  emit { what = "train_step", config = opts.config, batch = B, threads = opts.threads, median_s = med,
+    sequences_per_s = B / med }
+  local f, rate = train_flops(model.config), sgemm_rate()
+  emit { what = "train_step_flops", config = opts.config, batch = B, threads = opts.threads,
+    extra = json.ordered { { "gflop_per_sequence", f / 1e9 }, { "achieved_gflops", f * B / med / 1e9 },
+      { "sgemm_gflops", rate }, { "fraction_of_sgemm", f * B / med / 1e9 / rate } } }
+  if not quick then
+    med = median(train_step(model, B, 0.5), opts.steps)
+    emit { what = "train_step_sampling_p0.5", config = opts.config, batch = B, threads = opts.threads,
+      median_s = med, sequences_per_s = B / med }
+  end
 end
-emit { what = "peak_rss", config = opts.config, batch = B, threads = opts.threads,
-  extra = json.ordered { { "vmhwm_kb", rss_kb() } } }
+
+if opts.only == "train" then
+  run_train(mv.Model.new(opts.config, 1), true)
+elseif opts.only == "sample" then
+  local model = f16_model(mv.Model.config(opts.config, { bars = opts.bars }))
+  emit { what = ("sample_%dbar_batch1"):format(opts.bars), config = opts.config, batch = 1, threads = opts.threads,
+    bars = opts.bars, median_s = sample_time(model, 1) }
+elseif opts.only == "rss" then
+  local model = mv.Model.new(opts.config, 1)
+  local step = train_step(model, opts.batch)
+  for _ = 1, 3 do step() end
+  local before = status("VmRSS")
+  for _ = 1, opts.steps do step() end
+  emit { what = "train_rss", config = opts.config, batch = opts.batch, threads = opts.threads,
+    extra = json.ordered { { "rss_kb_after_3_steps", before },
+      { ("rss_kb_after_%d_steps"):format(3 + opts.steps), status("VmRSS") }, { "vmhwm_kb", status("VmHWM") } } }
+else
+  local model = mv.Model.new(opts.config, 1)
+  run_train(model, opts.quick)
+  model = f16_model(opts.config)
+  emit { what = "sample_4bar_batch1", config = opts.config, batch = 1, threads = opts.threads,
+    median_s = sample_time(model, 1) }
+  if not opts.quick then
+    emit { what = "sample_4bar_batch256", config = opts.config, batch = 256, threads = opts.threads,
+      median_s = sample_time(model, 256) }
+    mv.set_num_threads(1)
+    emit { what = "sample_4bar_batch1", config = opts.config, batch = 1, threads = 1,
+      median_s = sample_time(model, 1) }
+    mv.set_num_threads(opts.threads)
+  end
+  emit { what = "peak_rss", config = opts.config, batch = opts.batch, threads = opts.threads,
+    extra = json.ordered { { "vmhwm_kb", status("VmHWM") } } }
+end
