@@ -39,6 +39,7 @@ M.pattern = M.Pattern.new
 M.midi = require "musicvae.midi"
 M.data = require "musicvae.data"
 M.Model = require "musicvae.model"
+M.evaluate = require "musicvae.evaluate"
 --- mv.load([path_or_name]) -> model, or nil, err: a path, a model name, $MUSICVAE_MODEL, or the shipped default
 M.load = require("musicvae.models").load
 
