@@ -660,6 +660,20 @@ static double softmax_row(const mv_real *x, int V, mv_real *p, mv_real temperatu
   return mx / temperature + log(s);
 }
 
+#ifndef MV_VAE_DOUBLE
+/* Sampling's softmax (inference only): the exps through mv_act.h's vectorized exp. */
+static void softmax_draw_row(const float *x, int V, float *p, float temperature) {
+  float mx = x[0];
+  for (int k = 1; k < V; k++) mx = x[k] > mx ? x[k] : mx;
+  float inv_t = 1.0f / temperature;
+  for (int k = 0; k < V; k++) p[k] = mv_exp_act((x[k] - mx) * inv_t);
+  double s = 0;
+  for (int k = 0; k < V; k++) s += p[k];
+  float inv = (float)(1.0 / s);
+  for (int k = 0; k < V; k++) p[k] *= inv;
+}
+#endif
+
 static int draw_from(const mv_real *p, int V, double u) {
   double acc = 0;
   int last = 0;
@@ -1041,8 +1055,8 @@ static void infer_step(mv_vae *m, mv_vae_ws *w, int N, int t, mv_real temperatur
   }
   mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
   mv_infer_step(m->pack, N, w->lab + (size_t)t * N, w->igemb, hp, cp, h, cc, lg, w->iscr);
-  for (int n = 0; n < N; n++)
-    softmax_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature > 0 ? temperature : 1.0f);
+  if (temperature > 0) /* argmax needs no probabilities */
+    for (int n = 0; n < N; n++) softmax_draw_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature);
 }
 #endif
 
