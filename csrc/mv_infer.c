@@ -206,6 +206,30 @@ static void kern_portable(const kmat *W, int f16, int b, int N, const float *x, 
 }
 
 #ifdef MV_X86
+/* R rows (1 or 2, a constant after inlining) x 128 columns: 8 accumulators per row */
+static inline __attribute__((always_inline, target("avx512f"))) void k512_rows(const int R, int K, int f16,
+                                                                                const float *w32, const uint16_t *w16,
+                                                                                const float *x, size_t xs, float *y,
+                                                                                size_t ys) {
+  __m512 a[2][8];
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) a[r][i] = _mm512_loadu_ps(y + r * ys + 16 * i);
+  for (int k = 0; k < K; k++) {
+    __m512 s[2];
+    for (int r = 0; r < R; r++) s[r] = _mm512_set1_ps(x[r * xs + k]);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      __m512 wv = f16 ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w16 + (size_t)k * CB + 16 * i)))
+                      : _mm512_load_ps(w32 + (size_t)k * CB + 16 * i);
+      for (int r = 0; r < R; r++) a[r][i] = _mm512_fmadd_ps(s[r], wv, a[r][i]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) _mm512_storeu_ps(y + r * ys + 16 * i, a[r][i]);
+}
+
 __attribute__((target("avx512f"))) static void kern_avx512(const kmat *W, int f16, int b, int N, const float *x,
                                                             size_t xs, float *y, size_t ys) {
   int K = W->K;
@@ -213,52 +237,12 @@ __attribute__((target("avx512f"))) static void kern_avx512(const kmat *W, int f1
   const uint16_t *w16 = (const uint16_t *)W->w + (size_t)b * K * CB;
   int n = 0;
   for (; n + 2 <= N; n += 2) {
-    float *y0 = y + (size_t)n * ys + (size_t)b * CB, *y1 = y0 + ys;
-    const float *x0 = x + (size_t)n * xs, *x1 = x0 + xs;
-    __m512 a[8], c[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) a[i] = _mm512_loadu_ps(y0 + 16 * i), c[i] = _mm512_loadu_ps(y1 + 16 * i);
-    for (int k = 0; k < K; k++) {
-      __m512 s0 = _mm512_set1_ps(x0[k]), s1 = _mm512_set1_ps(x1[k]);
-      if (f16) {
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-          __m512 wv = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w16 + (size_t)k * CB + 16 * i)));
-          a[i] = _mm512_fmadd_ps(s0, wv, a[i]);
-          c[i] = _mm512_fmadd_ps(s1, wv, c[i]);
-        }
-      } else {
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-          __m512 wv = _mm512_load_ps(w32 + (size_t)k * CB + 16 * i);
-          a[i] = _mm512_fmadd_ps(s0, wv, a[i]);
-          c[i] = _mm512_fmadd_ps(s1, wv, c[i]);
-        }
-      }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) _mm512_storeu_ps(y0 + 16 * i, a[i]), _mm512_storeu_ps(y1 + 16 * i, c[i]);
+    if (f16) k512_rows(2, K, 1, w32, w16, x + (size_t)n * xs, xs, y + (size_t)n * ys + (size_t)b * CB, ys);
+    else k512_rows(2, K, 0, w32, w16, x + (size_t)n * xs, xs, y + (size_t)n * ys + (size_t)b * CB, ys);
   }
   for (; n < N; n++) {
-    float *y0 = y + (size_t)n * ys + (size_t)b * CB;
-    const float *x0 = x + (size_t)n * xs;
-    __m512 a[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) a[i] = _mm512_loadu_ps(y0 + 16 * i);
-    for (int k = 0; k < K; k++) {
-      __m512 s0 = _mm512_set1_ps(x0[k]);
-      if (f16) {
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++)
-          a[i] = _mm512_fmadd_ps(
-              s0, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w16 + (size_t)k * CB + 16 * i))), a[i]);
-      } else {
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) a[i] = _mm512_fmadd_ps(s0, _mm512_load_ps(w32 + (size_t)k * CB + 16 * i), a[i]);
-      }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) _mm512_storeu_ps(y0 + 16 * i, a[i]);
+    if (f16) k512_rows(1, K, 1, w32, w16, x + (size_t)n * xs, xs, y + (size_t)n * ys + (size_t)b * CB, ys);
+    else k512_rows(1, K, 0, w32, w16, x + (size_t)n * xs, xs, y + (size_t)n * ys + (size_t)b * CB, ys);
   }
 }
 

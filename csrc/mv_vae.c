@@ -618,6 +618,17 @@ static void conductor_fwd(mv_vae *m, mv_vae_ws *w, mv_real *h0buf, mv_real *c0bu
   }
 }
 
+/* Layer l's initial-state gradients into the flat state gradient dS [N, ds]
+ * (magenta's order [c0, h0, c1, h1, ...]; sizes Hs). */
+static void put_state_grad(mv_real *dS, int N, int ds, const int *Hs, int l, const mv_real *dc0, const mv_real *dh0) {
+  int off = 0, H = Hs[l];
+  for (int q = 0; q < l; q++) off += 2 * Hs[q];
+  for (int n = 0; n < N; n++) {
+    memcpy(dS + (size_t)n * ds + off, dc0 + (size_t)n * H, sizeof(mv_real) * (size_t)H);
+    memcpy(dS + (size_t)n * ds + off + H, dh0 + (size_t)n * H, sizeof(mv_real) * (size_t)H);
+  }
+}
+
 /* demb [U*B, E] -> conductor grads, then dz (overwritten). */
 static void conductor_bwd(mv_vae *m, mv_vae_ws *w, mv_real *c0buf, mv_real *dh0, mv_real *dc0) {
   const mv_vae_config *c = &m->cfg;
@@ -630,13 +641,7 @@ static void conductor_bwd(mv_vae *m, mv_vae_ws *w, mv_real *c0buf, mv_real *dh0,
     layer_bwd(w, U, B, xin, H, PW(m, m->cond[l].kernel), GW(m, m->cond[l].kernel), GW(m, m->cond[l].bias), w->c_xh[l],
               w->c_g[l], w->c_c[l], c0buf, w->c_dh[l], l > 0 ? w->dx : NULL, dh0, dc0, 0, NULL, NULL);
     if (l > 0) memcpy(w->c_dh[l - 1], w->dx, sizeof(mv_real) * (size_t)U * B * xin);
-    int off = 0;
-    for (int q = 0; q < l; q++) off += 2 * c->cond[q];
-    for (int b = 0; b < B; b++)
-      for (int k = 0; k < H; k++) {
-        dS[(size_t)b * cs + off + k] = dc0[(size_t)b * H + k];
-        dS[(size_t)b * cs + off + H + k] = dh0[(size_t)b * H + k];
-      }
+    put_state_grad(dS, B, cs, c->cond, l, dc0, dh0);
   }
   for (size_t k = 0; k < (size_t)B * cs; k++) dS[k] *= 1.0f - w->cS[k] * w->cS[k];
   dense_bwd(B, c->z, cs, w->z, PW(m, m->cond_init.kernel), dS, GW(m, m->cond_init.kernel), GW(m, m->cond_init.bias),
@@ -923,13 +928,7 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
       for (int t = 0; t < T; t++)
         for (size_t k = 0; k < (size_t)N * E; k++) w->demb[k] += w->dx[(size_t)t * N * E + k];
     }
-    int off = 0;
-    for (int q = 0; q < l; q++) off += 2 * c->dec[q];
-    for (int n = 0; n < N; n++)
-      for (int k = 0; k < H; k++) {
-        dS[(size_t)n * ds + off + k] = sb.dc0[(size_t)n * H + k];
-        dS[(size_t)n * ds + off + H + k] = sb.dh0[(size_t)n * H + k];
-      }
+    put_state_grad(dS, N, ds, c->dec, l, sb.dc0, sb.dh0);
   }
   for (size_t k = 0; k < (size_t)N * ds; k++) dS[k] *= 1.0f - w->dS[k] * w->dS[k];
   dense_bwd(N, E, ds, emb, PW(m, m->dec_init.kernel), dS, GW(m, m->dec_init.kernel), GW(m, m->dec_init.bias), w->demb,
@@ -1356,13 +1355,7 @@ int mv_vae_forward_groove(mv_vae *m, mv_vae_ws *w, const mv_real *x, const mv_re
           for (int q = 0; q < Z; q++) w->dz[(size_t)n * Z + q] += d[q];
         }
     }
-    int off = 0;
-    for (int q = 0; q < l; q++) off += 2 * c->dec[q];
-    for (int n = 0; n < N; n++)
-      for (int k = 0; k < H; k++) {
-        dS[(size_t)n * ds + off + k] = sb.dc0[(size_t)n * H + k];
-        dS[(size_t)n * ds + off + H + k] = sb.dh0[(size_t)n * H + k];
-      }
+    put_state_grad(dS, N, ds, c->dec, l, sb.dc0, sb.dh0);
   }
   for (size_t k = 0; k < (size_t)N * ds; k++) dS[k] *= 1.0f - w->dS[k] * w->dS[k];
   dense_bwd(N, Z, ds, w->z, PW(m, m->dec_init.kernel), dS, GW(m, m->dec_init.kernel), GW(m, m->dec_init.bias), w->dz,
