@@ -2,7 +2,7 @@
 -- single-threaded. Prints JSON lines (a benchmark, not a test).
 --   lua5.4 bench/latency.lua [MODEL] [CALLS]
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-package.cpath = "./build/?.so;" .. package.cpath
+package.cpath = "./" .. (os.getenv("MUSICVAE_BUILD") or "build") .. "/?.so;" .. package.cpath
 local mv = require "musicvae"
 local json = require "musicvae.json"
 

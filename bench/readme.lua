@@ -69,6 +69,21 @@ local cells = {}
 for _, bars in ipairs { 4, 8, 16 } do cells[#cells + 1] = ms(get("musicvae", ("sample_%dbar_batch1"):format(bars), 1, 2)) end
 add("| median | " .. table.concat(cells, " | ") .. " |")
 add("")
+local l1, l2 = get("musicvae", "generator_step1"), get("musicvae", "generator_run_for_2ms")
+if l1 or l2 then
+  add("Live hosts: the incremental generator with the shipped model, single-threaded (`bench/latency.lua`,"
+    .. " 10,000 calls each):")
+  add("")
+  add("| call | median | 99th percentile | worst | steps per call |")
+  add("|---|---|---|---|---|")
+  for _, r in ipairs { l1 or false, l2 or false } do
+    if r then
+      add(("| `%s` | %.3f ms | %.3f ms | %.3f ms | %.1f |"):format(r.what == "generator_step1" and "g:step(1)"
+        or "g:run_for(2)", r.median_ms, r.p99_ms, r.max_ms, r.steps_per_call))
+    end
+  end
+  add("")
+end
 local mem = {}
 for _, b in ipairs { 64, 256 } do
   local r = get("musicvae", "train_rss", b)

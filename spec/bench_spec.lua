@@ -53,6 +53,8 @@ describe("bench/readme.lua", function()
       { what = "ratios", train_speedup = 4, sample_speedup = 25 },
       { impl = "musicvae", what = "train_step", batch = 16, threads = 1, median_s = 0.2, sequences_per_s = 80 },
       { impl = "musicvae", what = "sample_16bar_batch1", batch = 1, threads = 2, bars = 16, median_s = 0.004 },
+      { impl = "musicvae", what = "generator_step1", threads = 1, median_ms = 0.03, p99_ms = 0.05, max_ms = 1.5,
+        steps_per_call = 1 },
     }
     local f = assert(io.open(rep, "w"))
     for _, l in ipairs(lines) do f:write(json.encode(l), "\n") end
@@ -66,6 +68,7 @@ describe("bench/readme.lua", function()
     assert.matches("| sampling one 4-bar pattern, batch 1 (median) | 1.00 ms | 25.00 ms | 25.0× faster |", text, 1, true)
     assert.matches("| 1 thread | 80 | – | – |", text, 1, true)
     assert.matches("4.00 ms |\n", text, 1, true)
+    assert.matches("| `g:step(1)` | 0.030 ms | 0.050 ms | 1.500 ms | 1.0 |", text, 1, true)
     assert.equal("<!-- bench:end -->\nafter\n", text:sub(-#"<!-- bench:end -->\nafter\n"))
     assert.is_nil(text:find("old", 1, true))
     H.rmtree(dir)
