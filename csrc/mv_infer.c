@@ -302,7 +302,11 @@ static kern_fn pick_kernel(const char *want, const char **name) {
 static kern_fn KERN;
 static const char *KERN_NAME;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
-static void kern_init(void) { KERN = pick_kernel(getenv("MUSICVAE_ISA"), &KERN_NAME); }
+static void pool_atfork_child(void);
+static void kern_init(void) {
+  KERN = pick_kernel(getenv("MUSICVAE_ISA"), &KERN_NAME);
+  pthread_atfork(NULL, NULL, pool_atfork_child);
+}
 
 const char *mv_infer_isa(void) {
   pthread_once(&kern_once, kern_init);
@@ -367,6 +371,16 @@ static void *worker(void *arg) {
     __atomic_sub_fetch(&POOL.pending, 1, __ATOMIC_SEQ_CST);
   }
   return NULL;
+}
+
+/* A forked child has none of the parent's workers: start afresh (else it would wait for them). */
+static void pool_atfork_child(void) {
+  pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c0 = PTHREAD_COND_INITIALIZER;
+  POOL.mu = m0;
+  POOL.cv = c0;
+  POOL.started = 0;
+  POOL.pending = POOL.sleepers = POOL.inuse = 0;
 }
 
 /* Stops and joins the workers when the library is unloaded (a Lua state closing dlcloses the module;

@@ -11,6 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mv_infer.h"
 #include "mv_vae.h"
@@ -125,6 +127,19 @@ int main(void) {
   mv_blas_set_num_threads(threads > 1 ? 1 : 2);
   decode(&p, lab2, lg2);
   CHECK(memcmp(lg, lg2, sizeof(float) * NL) == 0);
+  /* a forked child (none of the parent's worker threads) still decodes, to the same bits */
+  mv_blas_set_num_threads(2);
+  decode(&p, lab2, lg2);
+  fflush(stdout);
+  pid_t child = fork();
+  if (child == 0) {
+    alarm(20); /* a child waiting for workers it does not have would hang */
+    decode(&p, lab2, lg2);
+    _exit(memcmp(lg, lg2, sizeof(float) * NL) == 0 ? 0 : 3);
+  }
+  int status = -1;
+  CHECK(child > 0 && waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   mv_blas_set_num_threads(threads);
 
   /* row 3 alone (batch 1, same z) decodes to the same bits as in the batch */
