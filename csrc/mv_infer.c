@@ -430,6 +430,23 @@ static void par_run(part_fn fn, void *ctx, int nparts) {
   for (int p = 0; p < nparts; p++) fn(ctx, p, nparts);
 }
 
+typedef struct {
+  void (*fn)(void *ctx, int task);
+  void *ctx;
+} tasks_job;
+
+static void run_task(void *vctx, int part, int nparts) {
+  (void)nparts;
+  tasks_job *t = vctx;
+  t->fn(t->ctx, part);
+}
+
+int mv_par_tasks(void (*fn)(void *ctx, int task), void *ctx, int n) {
+  tasks_job t = {fn, ctx};
+  par_run(run_task, &t, n);
+  return 1;
+}
+
 static int nparts_for(int nb) {
   int t = mv_blas_get_num_threads();
   if (t > MV_INFER_MAXTHREADS) t = MV_INFER_MAXTHREADS;

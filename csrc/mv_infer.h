@@ -44,6 +44,10 @@ const char *mv_infer_isa(void); /* "avx512", "avx2" or "portable" */
 int mv_infer_use_isa(const char *name);
 void mv_infer_allow_f16(int allow);
 
+/* Runs fn(ctx, 0 .. n-1) on the worker pool, side by side (serially when the pool is busy,
+ * e.g. another thread decoding). Returns 1. */
+int mv_par_tasks(void (*fn)(void *ctx, int task), void *ctx, int n);
+
 /* Scratch floats a decoding of N rows needs (mv_infer_bar / mv_infer_step). */
 size_t mv_infer_scratch(const mv_pack *p, int N);
 

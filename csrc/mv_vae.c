@@ -244,6 +244,8 @@ struct mv_vae_ws {
   mv_real *logits, *probs; /* [T, N, V] */
   /* backward scratch */
   mv_real *dG, *dhrec, *dcar, *dx, *dS_grad, *demb, *dz, *tmp;
+  /* a second set for the encoder's backward direction, run beside the forward one */
+  mv_real *dG2, *dhrec2, *dcar2, *dx2, *tmp2;
   mv_real *s_h0, *s_c0, *s_dh0, *s_dc0; /* initial-state scratch */
   mv_real *emb_copy;                    /* [U, B, E] for decoding */
   /* groove: dropout scales (0 or 1/keep) on each layer's input, [steps, rows, in] */
@@ -348,6 +350,19 @@ int mv_vae_ws_new(mv_vae_ws **out, const mv_vae *m, int B, mv_err *err) {
   A(w->dS_grad, N * (size_t)(cs > ds ? cs : ds));
   A(w->demb, N * (size_t)E);
   A(w->tmp, N * (size_t)(G4(maxH) > c->vocab ? G4(maxH) : c->vocab));
+  {
+    size_t er = (size_t)L * B;
+    int eH = 0, ein = 0;
+    for (int k = 0; k < c->enc_layers; k++) {
+      if (c->enc[k] > eH) eH = c->enc[k];
+      if (m->enc_fw[k].in > ein) ein = m->enc_fw[k].in;
+    }
+    A(w->dG2, er * (size_t)G4(eH));
+    A(w->dhrec2, (size_t)B * eH);
+    A(w->dcar2, (size_t)B * eH);
+    A(w->dx2, er * (size_t)(ein > eH ? ein : eH));
+    A(w->tmp2, (size_t)B * G4(eH));
+  }
   int nl = c->dec_layers > c->cond_layers ? c->dec_layers : c->cond_layers;
   A(w->s_h0, N * (size_t)maxH);
   A(w->s_c0, N * (size_t)maxH * nl);
@@ -451,11 +466,21 @@ static void layer_fwd(int T, int N, int xin, int H, const mv_real *W, const mv_r
  * accumulates dW (the same rows as W) and db; dx [T, N, xin] (if given) gets
  * the gradients on the x parts; dh0/dc0 (if given) on the initial state.
  * Gather rows (lab, dWg) get their share too. */
-static void layer_bwd(mv_vae_ws *w, int T, int N, int xin, int H, const mv_real *W, mv_real *dW, mv_real *db,
+typedef struct {
+  mv_real *dG, *dhrec, *dcar, *tmp; /* [T*N, 4H], [N, H], [N, H], [N, 4H] */
+} bwd_scratch;
+
+static bwd_scratch scratch_of(mv_vae_ws *w, int second) {
+  bwd_scratch s = {second ? w->dG2 : w->dG, second ? w->dhrec2 : w->dhrec, second ? w->dcar2 : w->dcar,
+                   second ? w->tmp2 : w->tmp};
+  return s;
+}
+
+static void layer_bwd(bwd_scratch sc, int T, int N, int xin, int H, const mv_real *W, mv_real *dW, mv_real *db,
                       const mv_real *xh, const mv_real *g, const mv_real *c, const mv_real *c0, const mv_real *dh, mv_real *dx,
                       mv_real *dh0, mv_real *dc0, int reverse, const int32_t *lab, mv_real *dWg) {
   int K = xin + H, H4 = G4(H);
-  mv_real *dG = w->dG, *dhrec = w->dhrec, *dc = w->dcar, *dht = w->tmp;
+  mv_real *dG = sc.dG, *dhrec = sc.dhrec, *dc = sc.dcar, *dht = sc.tmp;
   memset(dhrec, 0, sizeof(mv_real) * (size_t)N * H);
   memset(dc, 0, sizeof(mv_real) * (size_t)N * H);
   for (int s = T - 1; s >= 0; s--) {
@@ -507,6 +532,44 @@ static void drop_apply(mv_real *x, const mv_real *mask, int n) {
 }
 
 /* The encoder over labels (the roll) or, for groove models, float inputs xf [B, L, D]. */
+/* One encoder layer's two directions, forward (bwd = 0) or backward (bwd = 1): with two or more
+ * threads they run side by side, each with single-threaded BLAS (small per-step GEMMs scale
+ * better this way than split inside BLAS); the results are the same either way. */
+typedef struct {
+  mv_vae *m;
+  mv_vae_ws *w;
+  int k, bwd;
+} enc_job;
+
+static void enc_direction(void *vctx, int d) {
+  enc_job *j = vctx;
+  mv_vae *m = j->m;
+  mv_vae_ws *w = j->w;
+  int k = j->k, H = m->cfg.enc[k], xin = m->enc_fw[k].in, B = w->B, L = w->L;
+  const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
+  if (!j->bwd)
+    layer_fwd(L, B, xin, H, PW(m, lw->kernel), PW(m, lw->bias), w->e_xh[k][d], w->e_g[k][d], w->e_c[k][d],
+              w->e_h[k][d], NULL, NULL, d);
+  else
+    layer_bwd(scratch_of(w, d), L, B, xin, H, PW(m, lw->kernel), GW(m, lw->kernel), GW(m, lw->bias), w->e_xh[k][d],
+              w->e_g[k][d], w->e_c[k][d], NULL, w->e_dh[k][d], k > 0 ? (d ? w->dx2 : w->dx) : NULL, NULL, NULL, d, NULL,
+              NULL);
+}
+
+static void both_directions(enc_job *j) {
+#ifndef MV_VAE_DOUBLE
+  int threads = mv_blas_get_num_threads();
+  if (threads >= 2) {
+    mv_blas_set_num_threads(1);
+    int ran = mv_par_tasks(enc_direction, j, 2);
+    mv_blas_set_num_threads(threads);
+    if (ran) return;
+  }
+#endif
+  enc_direction(j, 0);
+  enc_direction(j, 1);
+}
+
 static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, L = w->L, D = c->input_depth;
@@ -530,10 +593,9 @@ static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv
           }
           if (w->drop) drop_apply(x, w->e_mask[k][d] + ((size_t)t * B + b) * xin, xin);
         }
-      const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
-      layer_fwd(L, B, xin, H, PW(m, lw->kernel), PW(m, lw->bias), xh, w->e_g[k][d], w->e_c[k][d], w->e_h[k][d], NULL,
-                NULL, d);
     }
+    enc_job ej = {m, w, k, 0};
+    both_directions(&ej);
   }
   int k = c->enc_layers - 1, H = c->enc[k];
   for (int b = 0; b < B; b++) {
@@ -565,23 +627,23 @@ static void encoder_bwd(mv_vae *m, mv_vae_ws *w) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, L = w->L;
   for (int k = c->enc_layers - 1; k >= 0; k--) {
-    int H = c->enc[k], xin = m->enc_fw[k].in;
+    int xin = m->enc_fw[k].in;
     if (k > 0) {
       int Hp = c->enc[k - 1];
       memset(w->e_dh[k - 1][0], 0, sizeof(mv_real) * (size_t)L * B * Hp);
       memset(w->e_dh[k - 1][1], 0, sizeof(mv_real) * (size_t)L * B * Hp);
     }
-    for (int d = 0; d < 2; d++) {
-      const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
-      layer_bwd(w, L, B, xin, H, PW(m, lw->kernel), GW(m, lw->kernel), GW(m, lw->bias), w->e_xh[k][d], w->e_g[k][d],
-                w->e_c[k][d], NULL, w->e_dh[k][d], k > 0 ? w->dx : NULL, NULL, NULL, d, NULL, NULL);
-      if (k > 0) {
-        int Hp = c->enc[k - 1];
-        if (w->drop) drop_apply(w->dx, w->e_mask[k][d], L * B * xin);
+    enc_job ej = {m, w, k, 1};
+    both_directions(&ej);
+    if (k > 0) {
+      int Hp = c->enc[k - 1];
+      for (int d = 0; d < 2; d++) {
+        mv_real *dx = d ? w->dx2 : w->dx;
+        if (w->drop) drop_apply(dx, w->e_mask[k][d], L * B * xin);
         for (size_t r = 0; r < (size_t)L * B; r++)
           for (int q = 0; q < Hp; q++) {
-            w->e_dh[k - 1][0][r * Hp + q] += w->dx[r * xin + q];
-            w->e_dh[k - 1][1][r * Hp + q] += w->dx[r * xin + Hp + q];
+            w->e_dh[k - 1][0][r * Hp + q] += dx[r * xin + q];
+            w->e_dh[k - 1][1][r * Hp + q] += dx[r * xin + Hp + q];
           }
       }
     }
@@ -638,7 +700,7 @@ static void conductor_bwd(mv_vae *m, mv_vae_ws *w, mv_real *c0buf, mv_real *dh0,
   for (int l = top; l >= 0; l--) {
     int H = c->cond[l], xin = m->cond[l].in;
     split_state(w->cS, c->cond, l, B, cs, 0, c0buf);
-    layer_bwd(w, U, B, xin, H, PW(m, m->cond[l].kernel), GW(m, m->cond[l].kernel), GW(m, m->cond[l].bias), w->c_xh[l],
+    layer_bwd(scratch_of(w, 0), U, B, xin, H, PW(m, m->cond[l].kernel), GW(m, m->cond[l].kernel), GW(m, m->cond[l].bias), w->c_xh[l],
               w->c_g[l], w->c_c[l], c0buf, w->c_dh[l], l > 0 ? w->dx : NULL, dh0, dc0, 0, NULL, NULL);
     if (l > 0) memcpy(w->c_dh[l - 1], w->dx, sizeof(mv_real) * (size_t)U * B * xin);
     put_state_grad(dS, B, cs, c->cond, l, dc0, dh0);
@@ -919,7 +981,7 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
     const mv_real *W = PW(m, m->dec[l].kernel);
     mv_real *dW = GW(m, m->dec[l].kernel);
     split_state(w->dS, c->dec, l, N, ds, 0, sb.c0);
-    layer_bwd(w, T, N, xin, H, l == 0 ? W + (size_t)V * G4(H) : W, l == 0 ? dW + (size_t)V * G4(H) : dW,
+    layer_bwd(scratch_of(w, 0), T, N, xin, H, l == 0 ? W + (size_t)V * G4(H) : W, l == 0 ? dW + (size_t)V * G4(H) : dW,
               GW(m, m->dec[l].bias), w->d_xh[l], w->d_g[l], w->d_c[l], sb.c0, w->d_dh[l], w->dx, sb.dh0, sb.dc0, 0,
               l == 0 ? w->lab : NULL, l == 0 ? dW : NULL);
     if (l > 0) {
@@ -1343,7 +1405,7 @@ int mv_vae_forward_groove(mv_vae *m, mv_vae_ws *w, const mv_real *x, const mv_re
   for (int l = top; l >= 0; l--) {
     int H = c->dec[l], xin = m->dec[l].in;
     split_state(w->dS, c->dec, l, N, ds, 0, sb.c0);
-    layer_bwd(w, L, N, xin, H, PW(m, m->dec[l].kernel), GW(m, m->dec[l].kernel), GW(m, m->dec[l].bias), w->d_xh[l],
+    layer_bwd(scratch_of(w, 0), L, N, xin, H, PW(m, m->dec[l].kernel), GW(m, m->dec[l].kernel), GW(m, m->dec[l].bias), w->d_xh[l],
               w->d_g[l], w->d_c[l], sb.c0, w->d_dh[l], w->dx, sb.dh0, sb.dc0, 0, NULL, NULL);
     if (w->drop) drop_apply(w->dx, w->d_mask[l], (int)(R * xin));
     if (l > 0) {
