@@ -299,7 +299,7 @@ describe("the shipped humanize model", function()
     local labels = {}
     for s = 1, 64 do
       local l = 0
-      if (s - 1) % 2 == 0 then l = l | (1 << 6) end  -- closed hi-hat on 8ths
+      if (s - 1) % 2 == 0 then l = l | (1 << 2) end  -- closed hi-hat on 8ths
       if (s - 1) % 8 == 0 then l = l | 1 end         -- kick on 1 and 3
       if (s - 1) % 8 == 4 then l = l | 2 end         -- snare on 2 and 4
       labels[s] = l
