@@ -658,6 +658,21 @@ local function zrow(z, i)
   return z:select(1, i):totable()
 end
 
+-- the sidecar's description of one input window
+local function source(file, w)
+  return json.ordered { { "file", file }, { "bar", w.first_bar } }
+end
+
+-- write_outputs' items for generated patterns: z row i each; inputs is a list or inputs(i) gives one
+local function pattern_items(pats, z, inputs)
+  local items = {}
+  for i, p in ipairs(pats) do
+    items[i] = { pattern = p, index = i, z = z and zrow(z, i),
+      inputs = type(inputs) == "function" and inputs(i) or inputs }
+  end
+  return items
+end
+
 M.register {
   name = "sample",
   summary = "Generate new drum patterns from the model's prior.",
@@ -675,9 +690,7 @@ M.register {
     local seed = pick_seed(opts, out)
     local t = opts.temperature or 0.5
     local pats, z = m:sample { n = opts.n or 8, temperature = t, seed = seed, qpm = opts.qpm or 120 }
-    local items = {}
-    for i, p in ipairs(pats) do items[i] = { pattern = p, index = i, z = zrow(z, i) } end
-    write_outputs(opts, out, m, "sample", seed, t, items)
+    write_outputs(opts, out, m, "sample", seed, t, pattern_items(pats, z))
     return 0
   end,
 }
@@ -699,11 +712,7 @@ M.register {
     local pats = {}
     for i, w in ipairs(windows) do pats[i] = window_pattern(w, qpm) end
     local rec, mu = m:reconstruct(pats, { temperature = t, seed = seed, qpm = qpm })
-    local items = {}
-    for i, p in ipairs(rec) do
-      items[i] = { pattern = p, index = i, z = zrow(mu, i),
-        inputs = { json.ordered { { "file", args[1] }, { "bar", windows[i].first_bar } } } }
-    end
+    local items = pattern_items(rec, mu, function(i) return { source(args[1], windows[i]) } end)
     write_outputs(opts, out, m, "reconstruct", seed, t, items)
     return 0
   end,
@@ -732,11 +741,9 @@ M.register {
     local seed = opts.seed or 0
     local pats, z = m:interpolate(window_pattern(a, qa), window_pattern(b, qa),
       { steps = opts.steps or 8, lerp = opts.lerp, temperature = t, seed = seed, qpm = qa })
-    local inputs = { json.ordered { { "file", args[1] }, { "bar", a.first_bar } },
-      json.ordered { { "file", args[2] }, { "bar", b.first_bar } } }
-    local items, all, vel, off = {}, {}, {}, {}
-    for i, p in ipairs(pats) do
-      items[i] = { pattern = p, index = i, z = zrow(z, i), inputs = inputs }
+    local inputs = { source(args[1], a), source(args[2], b) }
+    local items, all, vel, off = pattern_items(pats, z, inputs), {}, {}, {}
+    for _, p in ipairs(pats) do
       for s, l in ipairs(p.labels) do
         all[#all + 1] = l
         if p.velocities then vel[#all], off[#all] = p.velocities[s], p.offsets[s] end
@@ -771,12 +778,7 @@ M.register {
     local t = opts.temperature or 0.5
     local pats, z = m:similar(window_pattern(w, q),
       { similarity = opts.similarity or 0.8, n = opts.n or 4, temperature = t, seed = seed, qpm = q })
-    local items = {}
-    for i, p in ipairs(pats) do
-      items[i] = { pattern = p, index = i, z = zrow(z, i),
-        inputs = { json.ordered { { "file", args[1] }, { "bar", w.first_bar } } } }
-    end
-    write_outputs(opts, out, m, "similar", seed, t, items)
+    write_outputs(opts, out, m, "similar", seed, t, pattern_items(pats, z, { source(args[1], w) }))
     return 0
   end,
 }
@@ -802,7 +804,7 @@ M.register {
     local ws, qpm = input_windows(args[1], opts, true)
     local w = choose_window(args[1], ws, opts.bar, out, true)
     local p = m:humanize(window_pattern(w, qpm), { qpm = qpm })
-    local item = { pattern = p, index = 1, inputs = { json.ordered { { "file", args[1] }, { "bar", w.first_bar } } } }
+    local item = { pattern = p, index = 1, inputs = { source(args[1], w) } }
     if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
     write_outputs(opts, out, m, "humanize", 0, 0, { item })
     return 0

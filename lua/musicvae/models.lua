@@ -7,12 +7,30 @@ local M = {}
 
 M.DEFAULT = "gmd-4bar-small"
 
+-- "bin/../lua/../models" -> "models": the name sidecars and messages show (textual, so callers
+-- check that the result exists: a symlinked folder's ".." is not its parent's)
+local function tidy(path)
+  local abs, parts = path:sub(1, 1) == "/", {}
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." and #parts > 0 and parts[#parts] ~= ".." then
+      parts[#parts] = nil
+    elseif seg ~= "." then
+      parts[#parts + 1] = seg
+    end
+  end
+  local s = table.concat(parts, "/")
+  if abs then return "/" .. s end
+  return s ~= "" and s or "."
+end
+M.tidy = tidy
+
 function M.dir()
   local src = package.searchpath("musicvae.models", package.path)
   if src then
     local lua_dir = src:match("^(.*)/musicvae/models%.lua$")
     if lua_dir then
-      if core.isdir(lua_dir .. "/../models") then return lua_dir .. "/../models" end
+      local up = lua_dir .. "/../models"
+      if core.isdir(up) then return core.isdir(tidy(up)) and tidy(up) or up end
       if core.isdir(lua_dir .. "/musicvae/models") then return lua_dir .. "/musicvae/models" end
     end
   end
