@@ -1,13 +1,15 @@
 -- Benchmarks, printed as JSON lines with the fields of ../shared/bench/torch_musicvae.py
 -- (impl, what, config, batch, threads, median_s, sequences_per_s on training lines).
 --   lua5.4 bench/bench.lua [--config small] [--batch 64] [--threads 2] [--steps 5] [--quick]
---                          [--only train|sample|rss|latency] [--bars 4]
+--                          [--only train|sample|encode|rss] [--bars 4]
 -- Run from the project root after scripts/setup. Timings are for comparing implementations
 -- side by side on one machine, not absolute figures.
 --   (default)       train_step, train_step_flops, train_step_sampling_p0.5, sample_4bar_batch1 (2 and
 --                   1 threads), sample_4bar_batch256, peak_rss; --quick keeps the first, second and fourth
 --   --only train    train_step (+ flops) at --batch and --threads
 --   --only sample   sampling latency at batch 1 of a --bars-bar model (sample_<bars>bar_batch1)
+--   --only encode   encoding one 4-bar pattern (encode_4bar_batch1), the first half of reconstruct,
+--                   similar, interpolate and humanize
 --   --only rss      memory of training at --batch: VmRSS after 3 and after 3 + --steps steps, VmHWM
 -- Sampling runs on f16 weights, as the shipped models are (the decoder converts them in registers).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -123,6 +125,11 @@ local function sample_time(model, n)
   return median(function() model:decode(z, { temperature = 0.5, seed = 1 }) end, reps)
 end
 
+local function encode_time(model)
+  local p = model:sample { n = 1, seed = 3, temperature = 1 }[1]
+  return median(function() model:encode { p } end, math.max(opts.steps, 21))
+end
+
 local function run_train(model, quick)
   local B = opts.batch
   local med = median(train_step(model, B), opts.steps)
@@ -145,6 +152,9 @@ elseif opts.only == "sample" then
   local model = f16_model(mv.Model.config(opts.config, { bars = opts.bars }))
   emit { what = ("sample_%dbar_batch1"):format(opts.bars), config = opts.config, batch = 1, threads = opts.threads,
     bars = opts.bars, median_s = sample_time(model, 1) }
+elseif opts.only == "encode" then
+  emit { what = "encode_4bar_batch1", config = opts.config, batch = 1, threads = opts.threads,
+    median_s = encode_time(f16_model(opts.config)) }
 elseif opts.only == "rss" then
   local model = mv.Model.new(opts.config, 1)
   local step = train_step(model, opts.batch)
@@ -163,6 +173,8 @@ else
   if not opts.quick then
     emit { what = "sample_4bar_batch256", config = opts.config, batch = 256, threads = opts.threads,
       median_s = sample_time(model, 256) }
+    emit { what = "encode_4bar_batch1", config = opts.config, batch = 1, threads = opts.threads,
+      median_s = encode_time(model) }
     mv.set_num_threads(1)
     emit { what = "sample_4bar_batch1", config = opts.config, batch = 1, threads = 1,
       median_s = sample_time(model, 1) }

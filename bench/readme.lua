@@ -51,6 +51,11 @@ if fl then
 end
 add(("Scheduled sampling (p = 0.5): %s sequences/s. Sampling 256 patterns at once: %s (%.3f ms each);"
   .. " one pattern on one thread: %s."):format(sps(ss), ms(s256), s256 and s256.median_s * 1e3 / 256 or 0, ms(s1)))
+local enc = get("musicvae", "encode_4bar_batch1", 1, 2)
+if enc then
+  add(("Encoding one 4-bar pattern (the first half of `reconstruct`, `similar`, `interpolate`, `humanize`): %s.")
+    :format(ms(enc)))
+end
 add("")
 add("| training sequences/s | batch 16 | batch 64 | batch 256 |")
 add("|---|---|---|---|")

@@ -481,6 +481,68 @@ static void cell_block(const float *restrict yb, const float *restrict cp, int n
 }
 
 
+/* ---- one LSTM direction over a whole sequence (the encoder) ----------------------- */
+struct mv_rnn {
+  kmat W;    /* h rows [H, 4H], gate columns permuted */
+  int H, f16;
+  int *perm; /* packed column -> the model's column (-1: padding) */
+};
+
+void mv_rnn_free(mv_rnn *r) {
+  if (!r) return;
+  kmat_free(&r->W);
+  free(r->perm);
+  free(r);
+}
+
+int mv_rnn_new(mv_rnn **out, const float *kernel, int xin, int H, mv_err *err) {
+  *out = NULL;
+  if (xin < 0 || H < 1) return mv_seterr(err, MV_EINVAL, "rnn pack: bad sizes");
+  mv_rnn *r = calloc(1, sizeof *r);
+  if (!r) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  int M = 4 * H;
+  r->H = H;
+  r->f16 = ALLOW_F16 && fits_f16(kernel + (size_t)xin * M, (size_t)H * M);
+  int rc = kmat_pack(&r->W, kernel, M, xin, H, M, H, NULL, r->f16);
+  int Mp = r->W.nb * CB;
+  if (!rc) r->perm = malloc(sizeof(int) * (size_t)Mp);
+  if (rc || !r->perm) {
+    mv_rnn_free(r);
+    return mv_seterr(err, MV_ENOMEM, "out of memory packing the encoder");
+  }
+  for (int p = 0; p < Mp; p++) r->perm[p] = lstm_col(p, H);
+  *out = r;
+  return MV_OK;
+}
+
+size_t mv_rnn_scratch(const mv_rnn *r, int N) { return (size_t)N * ((size_t)r->W.nb * CB + 3 * (size_t)r->H) + 16; }
+
+void mv_rnn_run(const mv_rnn *r, int T, int N, const float *xg, int reverse, float *h, float *scratch) {
+  pthread_once(&kern_once, kern_init);
+  int H = r->H, M = 4 * H, nb = r->W.nb, Mp = nb * CB;
+  float *y = scratch, *zero = y + (size_t)N * Mp, *cb[2] = {zero + (size_t)N * H, zero + 2 * (size_t)N * H};
+  memset(zero, 0, sizeof(float) * (size_t)N * H);
+  for (int s = 0; s < T; s++) {
+    int t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
+    const float *hp = s ? h + (size_t)tp * N * H : zero, *cp = s ? cb[(s - 1) & 1] : NULL;
+    float *cn = cb[s & 1], *hn = h + (size_t)t * N * H;
+    const float *x = xg + (size_t)t * N * M;
+    for (int b = 0; b < nb; b++) {
+      const int *pm = r->perm + (size_t)b * CB;
+      for (int n = 0; n < N; n++) {
+        float *yb = y + (size_t)n * Mp + (size_t)b * CB;
+        const float *xn = x + (size_t)n * M;
+        for (int q = 0; q < CB; q++) yb[q] = pm[q] >= 0 ? xn[pm[q]] : 0.0f;
+      }
+      KERN(&r->W, r->f16, b, N, hp, (size_t)H, y, (size_t)Mp);
+      int nu = H - b * G < G ? H - b * G : G;
+      for (int n = 0; n < N; n++)
+        cell_block(y + (size_t)n * Mp + (size_t)b * CB, cp ? cp + (size_t)n * H + b * G : NULL, nu,
+                   cn + (size_t)n * H + b * G, hn + (size_t)n * H + b * G);
+    }
+  }
+}
+
 typedef struct {
   const mv_pack *p;
   int N, H; /* rows; the LSTM's units (cell update) */

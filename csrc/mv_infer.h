@@ -68,4 +68,16 @@ size_t mv_infer_gemb_size(const mv_pack *p, int N);
 void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,
                    const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch);
 
+/* One LSTM layer direction at inference (the encoder): its recurrent rows h . W_h packed like
+ * the decoder's (f16 when every one is exactly an f16 value), the same per-element summation order
+ * whatever the batch size. kernel [xin + H, 4H] as in the model. MV_ENOMEM. */
+typedef struct mv_rnn mv_rnn;
+int mv_rnn_new(mv_rnn **out, const float *kernel, int xin, int H, mv_err *err);
+void mv_rnn_free(mv_rnn *r);
+/* Scratch floats mv_rnn_run needs for N rows. */
+size_t mv_rnn_scratch(const mv_rnn *r, int N);
+/* T steps for N rows from the zero state, forward (t = 0 .. T-1) or reverse: xg [T, N, 4H] the input
+ * part of the gates (x . W_x + b, the model's column order) in, h [T, N, H] out. One thread. */
+void mv_rnn_run(const mv_rnn *r, int T, int N, const float *xg, int reverse, float *h, float *scratch);
+
 #endif

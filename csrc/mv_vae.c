@@ -179,6 +179,8 @@ void mv_vae_free(mv_vae *m) {
   if (!m) return;
 #ifndef MV_VAE_DOUBLE
   mv_pack_free(m->pack);
+  for (int k = 0; k < MV_MAXLAYERS; k++)
+    for (int d = 0; d < 2; d++) mv_rnn_free(m->epack[k][d]);
 #endif
   free(m->params);
   free(m->grads);
@@ -570,39 +572,124 @@ static void both_directions(enc_job *j) {
   enc_direction(j, 1);
 }
 
-static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf) {
+/* Layer k's inputs for both directions into e_xh[k][d] (rows [T, B], the first xin of K columns):
+ * the roll or the float steps for layer 0, the layer below's two directions after. */
+static void encoder_inputs(mv_vae *m, mv_vae_ws *w, int k, const int32_t *labels, const mv_real *xf) {
   const mv_vae_config *c = &m->cfg;
   int B = w->B, L = w->L, D = c->input_depth;
-  for (int k = 0; k < c->enc_layers; k++) {
-    int H = c->enc[k], xin = m->enc_fw[k].in, K = xin + H;
-    for (int d = 0; d < 2; d++) {
-      mv_real *xh = w->e_xh[k][d];
-      for (int t = 0; t < L; t++)
-        for (int b = 0; b < B; b++) {
-          mv_real *x = xh + ((size_t)t * B + b) * K;
-          if (k == 0 && xf) {
-            memcpy(x, xf + ((size_t)b * L + t) * D, sizeof(mv_real) * (size_t)D);
-          } else if (k == 0) { /* the roll: 9 class bits + "nothing hit" (generalised: D-1 bits + NOR) */
-            int32_t l = labels[(size_t)b * L + t];
-            for (int q = 0; q < D - 1; q++) x[q] = (mv_real)((l >> q) & 1);
-            x[D - 1] = l == 0 ? 1.0f : 0.0f;
-          } else {
-            int Hp = c->enc[k - 1];
-            memcpy(x, w->e_h[k - 1][0] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
-            memcpy(x + Hp, w->e_h[k - 1][1] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
-          }
-          if (w->drop) drop_apply(x, w->e_mask[k][d] + ((size_t)t * B + b) * xin, xin);
+  int H = c->enc[k], xin = m->enc_fw[k].in, K = xin + H;
+  for (int d = 0; d < 2; d++) {
+    mv_real *xh = w->e_xh[k][d];
+    for (int t = 0; t < L; t++)
+      for (int b = 0; b < B; b++) {
+        mv_real *x = xh + ((size_t)t * B + b) * K;
+        if (k == 0 && xf) {
+          memcpy(x, xf + ((size_t)b * L + t) * D, sizeof(mv_real) * (size_t)D);
+        } else if (k == 0) { /* the roll: 9 class bits + "nothing hit" (generalised: D-1 bits + NOR) */
+          int32_t l = labels[(size_t)b * L + t];
+          for (int q = 0; q < D - 1; q++) x[q] = (mv_real)((l >> q) & 1);
+          x[D - 1] = l == 0 ? 1.0f : 0.0f;
+        } else {
+          int Hp = c->enc[k - 1];
+          memcpy(x, w->e_h[k - 1][0] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
+          memcpy(x + Hp, w->e_h[k - 1][1] + ((size_t)t * B + b) * Hp, sizeof(mv_real) * (size_t)Hp);
         }
-    }
-    enc_job ej = {m, w, k, 0};
-    both_directions(&ej);
+        if (w->drop) drop_apply(x, w->e_mask[k][d] + ((size_t)t * B + b) * xin, xin);
+      }
   }
-  int k = c->enc_layers - 1, H = c->enc[k];
+}
+
+/* The encoding: the top layer's last forward and first backward outputs, side by side. */
+static void encoder_output(mv_vae *m, mv_vae_ws *w) {
+  const mv_vae_config *c = &m->cfg;
+  int B = w->B, L = w->L, k = c->enc_layers - 1, H = c->enc[k];
   for (int b = 0; b < B; b++) {
     memcpy(w->enc + (size_t)b * 2 * H, w->e_h[k][0] + ((size_t)(L - 1) * B + b) * H, sizeof(mv_real) * (size_t)H);
     memcpy(w->enc + (size_t)b * 2 * H + H, w->e_h[k][1] + (size_t)b * H, sizeof(mv_real) * (size_t)H);
   }
 }
+
+static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf) {
+  for (int k = 0; k < m->cfg.enc_layers; k++) {
+    encoder_inputs(m, w, k, labels, xf);
+    enc_job ej = {m, w, k, 0};
+    both_directions(&ej);
+  }
+  encoder_output(m, w);
+}
+
+#ifndef MV_VAE_DOUBLE
+/* Encoding at inference: each direction's input part for all steps in one GEMM, then the
+ * recurrence on packed weights (mv_rnn), the directions side by side on two threads. Every
+ * row's mu is the same bits in any batch. */
+static int encoder_ready(mv_vae *m, mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  if (m->epacked == m->version && m->epack[0][0]) return MV_OK;
+  for (int k = 0; k < MV_MAXLAYERS; k++)
+    for (int d = 0; d < 2; d++) {
+      mv_rnn_free(m->epack[k][d]);
+      m->epack[k][d] = NULL;
+    }
+  for (int k = 0; k < c->enc_layers; k++)
+    for (int d = 0; d < 2; d++) {
+      const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
+      int rc = mv_rnn_new(&m->epack[k][d], PW(m, lw->kernel), lw->in, c->enc[k], err);
+      if (rc) return rc;
+    }
+  m->epacked = m->version;
+  return MV_OK;
+}
+
+typedef struct {
+  mv_vae *m;
+  mv_vae_ws *w;
+  int k;
+  float *scr[2];
+} enc_infer_job;
+
+static void enc_infer_direction(void *vctx, int d) {
+  enc_infer_job *j = vctx;
+  mv_vae *m = j->m;
+  mv_vae_ws *w = j->w;
+  int k = j->k, H = m->cfg.enc[k], xin = m->enc_fw[k].in, K = xin + H, H4 = G4(H);
+  int64_t R = (int64_t)w->L * w->B;
+  const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
+  mv_real *xg = w->e_g[k][d];
+  for (int64_t r = 0; r < R; r++) memcpy(xg + r * H4, PW(m, lw->bias), sizeof(mv_real) * (size_t)H4);
+  GEMM(0, 0, R, H4, xin, 1.0f, w->e_xh[k][d], K, PW(m, lw->kernel), H4, 1.0f, xg, H4);
+  mv_rnn_run(m->epack[k][d], w->L, w->B, xg, d, w->e_h[k][d], j->scr[d]);
+}
+
+static int encoder_infer(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf, mv_err *err) {
+  const mv_vae_config *c = &m->cfg;
+  int rc = encoder_ready(m, err);
+  if (rc) return rc;
+  size_t need = 0;
+  for (int k = 0; k < c->enc_layers; k++) {
+    size_t n = mv_rnn_scratch(m->epack[k][0], w->B);
+    need = n > need ? n : need;
+  }
+  float *scr = malloc(2 * need * sizeof(float));
+  if (!scr) return mv_seterr(err, MV_ENOMEM, "out of memory for encoding");
+  for (int k = 0; k < c->enc_layers; k++) {
+    encoder_inputs(m, w, k, labels, xf);
+    enc_infer_job j = {m, w, k, {scr, scr + need}};
+    int threads = mv_blas_get_num_threads(), ran = 0;
+    if (threads >= 2) {
+      mv_blas_set_num_threads(1);
+      ran = mv_par_tasks(enc_infer_direction, &j, 2);
+      mv_blas_set_num_threads(threads);
+    }
+    if (!ran) {
+      enc_infer_direction(&j, 0);
+      enc_infer_direction(&j, 1);
+    }
+  }
+  free(scr);
+  encoder_output(m, w);
+  return MV_OK;
+}
+#endif
 
 static void heads_fwd(mv_vae *m, mv_vae_ws *w, const mv_real *eps) {
   int B = w->B, Z = m->cfg.z, in = m->mu.in;
@@ -1021,7 +1108,12 @@ int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, m
   for (int64_t k = 0; k < (int64_t)B * L; k++)
     if (labels[k] < 0 || labels[k] >= V)
       return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
+#ifndef MV_VAE_DOUBLE
+  int rc = encoder_infer(m, w, labels, NULL, err);
+  if (rc) return rc;
+#else
   encoder_fwd(m, w, labels, NULL);
+#endif
   heads_fwd(m, w, NULL);
   if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
   if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
@@ -1438,7 +1530,12 @@ int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_r
   int rc = check_groove(m, x, (int64_t)B * w->L * m->cfg.input_depth, NULL, 0, err);
   if (rc) return rc;
   w->drop = 0;
+#ifndef MV_VAE_DOUBLE
+  rc = encoder_infer(m, w, NULL, x, err);
+  if (rc) return rc;
+#else
   encoder_fwd(m, w, NULL, x);
+#endif
   heads_fwd(m, w, NULL);
   if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
   if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);

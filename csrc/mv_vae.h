@@ -95,9 +95,11 @@ typedef struct mv_vae {
   mv_dense_w mu, sigma;
   mv_dense_w cond_init, dec_init, out;
   mv_lstm_w cond[MV_MAXLAYERS], dec[MV_MAXLAYERS];
-  /* inference: the decoder packed for params version `packed` (float build only) */
-  uint64_t version, packed;
+  /* inference: the decoder packed for params version `packed`, the encoder's recurrent
+   * weights for version `epacked` (float build only) */
+  uint64_t version, packed, epacked;
   struct mv_pack *pack;
+  struct mv_rnn *epack[MV_MAXLAYERS][2];
 } mv_vae;
 
 typedef struct mv_vae_ws mv_vae_ws; /* per-batch-size workspace, apart from the weights */

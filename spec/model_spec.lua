@@ -204,6 +204,18 @@ describe("inference", function()
     assert.same({ 2, 4 }, mu:size())
     assert.same(mu:select(1, 1):totable(), mu:select(1, 2):totable())
     for _, s in ipairs(sigma:select(1, 1):totable()) do assert.is_true(s > 0) end
+    -- the same bits alone, in any batch and on 1 or 2 threads; close to the training forward's mu
+    local q = mv.pattern { labels = { 3, 1, 0, 2 } }
+    local alone = m:encode({ p }):totable()[1]
+    local threads = mv.get_num_threads and mv.get_num_threads() or 1
+    for _, t in ipairs { 1, 2 } do
+      mv.set_num_threads(t)
+      assert.same(alone, m:encode({ q, p, q }):totable()[2])
+    end
+    mv.set_num_threads(threads)
+    m.vae:forward(m:labels_tensor { p }, {})
+    local ref = m.vae:latents():totable()[1]
+    for k = 1, #alone do assert.near(ref[k], alone[k], 1e-5 * (1 + math.abs(ref[k]))) end
   end)
 end)
 

@@ -33,3 +33,22 @@ int infer_ref_decode(const mv_vae_config *c, const float *params, int B, const f
   mv_vae_free(m);
   return rc;
 }
+
+int infer_ref_encode(const mv_vae_config *c, const float *params, int B, const int32_t *labels, double *mu);
+
+/* mu [B, z] of B label rows [B, bars*steps] with the training code's encoder. 0 on success. */
+int infer_ref_encode(const mv_vae_config *c, const float *params, int B, const int32_t *labels, double *mu) {
+  mv_vae *m;
+  mv_vae_ws *w;
+  mv_err err;
+  if (mv_vae_new(&m, c, &err)) return -1;
+  if (mv_vae_ws_new(&w, m, B, &err)) {
+    mv_vae_free(m);
+    return -1;
+  }
+  for (int64_t k = 0; k < m->nfloats; k++) m->params[k] = params[k];
+  int rc = mv_vae_encode(m, w, labels, mu, NULL, &err);
+  mv_vae_ws_free(w);
+  mv_vae_free(m);
+  return rc;
+}

@@ -6,7 +6,9 @@
  *     logits and labels;
  *   - a row decodes to the same bits alone or in a batch, on 1 or 2 threads;
  *   - f16 packing of weights that are f16 values is lossless (same bits as f32);
- *   - writing the parameters and calling mv_vae_params_changed re-packs.
+ *   - writing the parameters and calling mv_vae_params_changed re-packs;
+ *   - encoding (mv_rnn: the encoder's recurrence on packed weights) agrees with the
+ *     reference, with the same four guarantees (kernels, batch, threads, f16).
  * Layer widths are not multiples of the 32-unit gate blocks, to cover the edges. */
 #include <math.h>
 #include <stdlib.h>
@@ -38,6 +40,72 @@ static void config(mv_vae_config *c) {
 
 int infer_ref_decode(const mv_vae_config *c, const float *params, int B_, const float *z, int32_t *labels,
                      double *logits); /* infer_ref.c */
+int infer_ref_encode(const mv_vae_config *c, const float *params, int B_, const int32_t *labels, double *mu);
+
+/* mu [B, z] of the rows [B, L] (fast path) */
+static void encode(mv_vae *m, mv_vae_ws *w, const int32_t *rows, float *mu) {
+  mv_err err;
+  CHECK(mv_vae_encode(m, w, rows, mu, NULL, &err) == MV_OK);
+}
+
+/* The encoder's guarantees, on p's weights (f16 values). */
+static void encoder_checks(mv_vae *m, mv_vae_ws *w) {
+  const mv_vae_config *c = &m->cfg;
+  int L = c->bars * c->steps, Z = c->z;
+  int32_t rows[B * 12];
+  float mu[B * 7], mu2[B * 7];
+  double mud[B * 7];
+  mv_rng r;
+  mv_rng_seed(&r, 6, mv_rng_purpose("test_infer_enc"), 0);
+  for (int k = 0; k < B * L; k++) rows[k] = (int32_t)(mv_rng_uniform(&r) * c->vocab);
+  encode(m, w, rows, mu);
+  CHECK(infer_ref_encode(c, m->params, B, rows, mud) == 0);
+  double worst = 0;
+  for (int k = 0; k < B * Z; k++) worst = fmax(worst, fabs(mu[k] - mud[k]) / (1 + fabs(mud[k])));
+  printf("# encoder: worst relative mu error vs double %.2e\n", worst);
+  CHECK(worst < 1e-5);
+  const char *isas[3] = {"portable", "avx2", "avx512"};
+  const char *start = mv_infer_isa();
+  for (int i = 0; i < 3; i++) {
+    if (mv_infer_use_isa(isas[i]) != MV_OK) continue;
+    encode(m, w, rows, mu2);
+    printf("# encoder kernel %s: %s\n", isas[i], memcmp(mu, mu2, sizeof mu) == 0 ? "identical" : "DIFFERS");
+    CHECK(memcmp(mu, mu2, sizeof mu) == 0);
+  }
+  CHECK(mv_infer_use_isa(start) == MV_OK);
+  int threads = mv_blas_get_num_threads();
+  for (int t = 1; t <= 2; t++) {
+    mv_blas_set_num_threads(t);
+    encode(m, w, rows, mu2);
+    CHECK(memcmp(mu, mu2, sizeof mu) == 0);
+  }
+  mv_blas_set_num_threads(threads);
+  mv_vae_ws *w1;
+  mv_err err;
+  CHECK(mv_vae_ws_new(&w1, m, 1, &err) == MV_OK);
+  encode(m, w1, rows + 2 * L, mu2);
+  CHECK(memcmp(mu + 2 * Z, mu2, sizeof(float) * (size_t)Z) == 0);
+  mv_vae_ws_free(w1);
+  mv_infer_allow_f16(0);
+  mv_vae_params_changed(m);
+  encode(m, w, rows, mu2);
+  CHECK(memcmp(mu, mu2, sizeof mu) == 0);
+  mv_infer_allow_f16(1);
+  mv_vae_params_changed(m);
+  /* a changed encoder weight re-packs */
+  int k0 = mv_vae_find(m, "encoder/cell_0/bidirectional_rnn/fw/multi_rnn_cell/cell_0/lstm_cell/kernel");
+  CHECK(k0 >= 0);
+  float *wk = m->params + m->p[k0].offset + (size_t)(m->enc_fw[0].in + 1) * 4 * c->enc[0]; /* an h row */
+  float keep = *wk;
+  *wk += 0.5f;
+  mv_vae_params_changed(m);
+  encode(m, w, rows, mu2);
+  CHECK(memcmp(mu, mu2, sizeof mu) != 0);
+  *wk = keep;
+  mv_vae_params_changed(m);
+  encode(m, w, rows, mu2);
+  CHECK(memcmp(mu, mu2, sizeof mu) == 0);
+}
 
 /* a float model and z [B, z] */
 typedef struct {
@@ -157,6 +225,8 @@ int main(void) {
     CHECK(d1 == 0);
     mv_vae_ws_free(w1);
   }
+
+  encoder_checks(p.m, p.w);
 
   /* f16 packing is lossless: forbidding it gives the same bits from f32 */
   mv_infer_allow_f16(0);
