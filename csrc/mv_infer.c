@@ -34,6 +34,7 @@ struct mv_pack {
   kmat init;            /* embedding -> initial state */
   kmat emb0;            /* layer 0's embedding rows (bias inside) */
   float *gather;        /* layer 0's one-hot rows: [vocab][nb0 * CB] */
+  kmat in0;             /* dense_in: layer 0's first vocab rows */
   kmat lstm[4];         /* layer 0: h rows; layer l > 0: [x ; h] rows */
   kmat out;             /* output projection */
   kmat cinit, clstm[4]; /* the conductor: z -> initial state; layers (layer 0: h rows only) */
@@ -94,6 +95,7 @@ void mv_pack_free(mv_pack *p) {
   kmat_free(&p->init);
   kmat_free(&p->emb0);
   free(p->gather);
+  kmat_free(&p->in0);
   for (int l = 0; l < 4; l++) kmat_free(&p->lstm[l]);
   kmat_free(&p->out);
   kmat_free(&p->cinit);
@@ -150,7 +152,8 @@ int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_
                      w->clstm_b[l], f16);
     }
   }
-  if (!rc) {
+  if (!rc && s->dense_in) rc = kmat_pack(&p->in0, w->lstm_k[0], M0, 0, V, M0, H0, NULL, f16);
+  if (!rc && !s->dense_in) {
     int Mp0 = p->emb0.nb * CB;
     p->gather = malloc((size_t)V * Mp0 * sizeof(float)); /* f32: one row is read per step */
     if (!p->gather) rc = MV_ENOMEM;
@@ -166,9 +169,9 @@ int mv_pack_new(mv_pack **out, const mv_pack_shape *s, const mv_pack_src *w, mv_
   }
   p->maxcols = p->init.nb;
   p->maxk = E;
-  const kmat *all[11] = {&p->emb0,     &p->out,      &p->lstm[0],  &p->lstm[1],  &p->lstm[2], &p->lstm[3],
-                        &p->cinit,    &p->clstm[0], &p->clstm[1], &p->clstm[2], &p->clstm[3]};
-  for (int i = 0; i < 11; i++) {
+  const kmat *all[12] = {&p->emb0,     &p->out,      &p->lstm[0],  &p->lstm[1],  &p->lstm[2], &p->lstm[3],
+                        &p->cinit,    &p->clstm[0], &p->clstm[1], &p->clstm[2], &p->clstm[3], &p->in0};
+  for (int i = 0; i < 12; i++) {
     if (!all[i]->w) continue;
     if (all[i]->nb > p->maxcols) p->maxcols = all[i]->nb;
     if (all[i]->K > p->maxk) p->maxk = all[i]->K;
@@ -551,9 +554,10 @@ typedef struct {
   size_t xs;
   float *y;
   size_t ys;
-  /* layer 0 */
+  /* layer 0: the per-bar part, then a one-hot row (lab) or a dense input (dx . in0) */
   const int32_t *lab;
   const float *gemb;
+  const float *dx;
   /* cell update */
   const float *cp;
   float *c, *h;
@@ -579,7 +583,7 @@ static void run_job(void *vctx, int part, int nparts) {
       float *yb = j->y + (size_t)n * j->ys + (size_t)b * CB;
       if (j->gemb) {
         const float *ge = j->gemb + (size_t)n * W->nb * CB + (size_t)b * CB;
-        int32_t l = j->lab[n];
+        int32_t l = j->lab ? j->lab[n] : -1;
         if (l < 0) {
           memcpy(yb, ge, sizeof(float) * CB);
         } else {
@@ -590,6 +594,7 @@ static void run_job(void *vctx, int part, int nparts) {
         memcpy(yb, W->bias + (size_t)b * CB, sizeof(float) * CB);
       }
     }
+    if (j->dx) KERN(&j->p->in0, f16, b, N, j->dx, (size_t)j->p->s.vocab, j->y, j->ys);
     KERN(W, f16, b, N, j->x, j->xs, j->y, j->ys);
     if (j->h) { /* the LSTM cell for this block's units */
       int H = j->H;
@@ -705,8 +710,9 @@ void mv_infer_bar(const mv_pack *p, int N, const float *emb, float *S, float *ge
   par_run(run_job, &j, nparts_for(j.W->nb));
 }
 
-void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,
-                   const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch) {
+static void step_impl(const mv_pack *p, int N, const int32_t *lab, const float *dx, const float *gemb,
+                      const float *const *h_prev, const float *const *c_prev, float *const *h, float *const *c,
+                      float *logits, float *scratch) {
   pthread_once(&kern_once, kern_init);
   float *y = scratch, *xcat = scratch + (size_t)N * p->maxcols;
   job j;
@@ -723,6 +729,7 @@ void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gem
       j.x = h_prev[0];
       j.xs = (size_t)H;
       j.lab = lab;
+      j.dx = dx;
       j.gemb = gemb;
     } else {
       int Hp = p->s.H[l - 1], K = Hp + H;
@@ -733,6 +740,7 @@ void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gem
       j.x = xcat;
       j.xs = (size_t)K;
       j.lab = NULL;
+      j.dx = NULL;
       j.gemb = NULL;
     }
     j.cp = c_prev[l];
@@ -741,6 +749,7 @@ void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gem
     par_run(run_job, &j, nparts_for(j.W->nb));
   }
   j.lab = NULL;
+  j.dx = NULL;
   j.gemb = NULL;
   j.cp = NULL;
   j.c = j.h = NULL;
@@ -749,4 +758,14 @@ void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gem
   j.xs = (size_t)p->s.H[p->s.layers - 1];
   j.dst = logits;
   par_run(run_job, &j, nparts_for(j.W->nb));
+}
+
+void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,
+                   const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch) {
+  step_impl(p, N, lab, NULL, gemb, h_prev, c_prev, h, c, logits, scratch);
+}
+
+void mv_infer_step_dense(const mv_pack *p, int N, const float *prev, const float *gemb, const float *const *h_prev,
+                         const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch) {
+  step_impl(p, N, NULL, prev, gemb, h_prev, c_prev, h, c, logits, scratch);
 }

@@ -18,10 +18,12 @@
 
 typedef struct mv_pack mv_pack;
 
-/* Layer sizes of the hierarchical decoder, as mv_vae's config. */
+/* Layer sizes of the hierarchical decoder, as mv_vae's config. dense_in: layer 0's first vocab
+ * rows multiply a float vector (the groove model's previous step) instead of a one-hot label. */
 typedef struct mv_pack_shape {
   int vocab, E, layers, H[4];
   int z, clayers, cH[4]; /* the conductor (clayers 0: none); its top width is E */
+  int dense_in;
 } mv_pack_shape;
 
 /* Weights as in the model (row-major [in, out]); kernels [in + H, 4H] with
@@ -67,6 +69,9 @@ size_t mv_infer_gemb_size(const mv_pack *p, int N);
  * layer [N, H] and logits [N, vocab]. */
 void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,
                    const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch);
+/* The same for a dense_in pack: prev [N, vocab] the float inputs of the step. */
+void mv_infer_step_dense(const mv_pack *p, int N, const float *prev, const float *gemb, const float *const *h_prev,
+                         const float *const *c_prev, float *const *h, float *const *c, float *logits, float *scratch);
 
 /* One LSTM layer direction at inference (the encoder): its recurrent rows h . W_h packed like
  * the decoder's (f16 when every one is exactly an f16 value), the same per-element summation order

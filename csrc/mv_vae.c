@@ -618,6 +618,24 @@ static void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv
   encoder_output(m, w);
 }
 
+/* y[r] = b + x[r] . W for R rows (x's rows ldx apart), one row at a time in a fixed order, so a row's
+ * result does not depend on R (a GEMM may take another path for another R). Zero inputs are skipped
+ * (the roll and the hits are mostly zeros; adding 0 . w changes nothing). */
+static void rows_affine(int64_t R, int in, int out, const mv_real *x, size_t ldx, const mv_real *W, const mv_real *b,
+                        mv_real *y) {
+  for (int64_t r = 0; r < R; r++) {
+    mv_real *restrict yr = y + r * out;
+    const mv_real *xr = x + (size_t)r * ldx;
+    memcpy(yr, b, sizeof(mv_real) * (size_t)out);
+    for (int k = 0; k < in; k++) {
+      mv_real a = xr[k];
+      if (a == 0) continue;
+      const mv_real *restrict wk = W + (size_t)k * out;
+      for (int q = 0; q < out; q++) yr[q] += a * wk[q];
+    }
+  }
+}
+
 #ifndef MV_VAE_DOUBLE
 /* Encoding at inference: each direction's input part for all steps in one GEMM, then the
  * recurrence on packed weights (mv_rnn), the directions side by side on two threads. Every
@@ -655,8 +673,7 @@ static void enc_infer_direction(void *vctx, int d) {
   int64_t R = (int64_t)w->L * w->B;
   const mv_lstm_w *lw = d ? &m->enc_bw[k] : &m->enc_fw[k];
   mv_real *xg = w->e_g[k][d];
-  for (int64_t r = 0; r < R; r++) memcpy(xg + r * H4, PW(m, lw->bias), sizeof(mv_real) * (size_t)H4);
-  GEMM(0, 0, R, H4, xin, 1.0f, w->e_xh[k][d], K, PW(m, lw->kernel), H4, 1.0f, xg, H4);
+  rows_affine(R, xin, H4, w->e_xh[k][d], (size_t)K, PW(m, lw->kernel), PW(m, lw->bias), xg);
   mv_rnn_run(m->epack[k][d], w->L, w->B, xg, d, w->e_h[k][d], j->scr[d]);
 }
 
@@ -691,10 +708,16 @@ static int encoder_infer(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const m
 }
 #endif
 
-static void heads_fwd(mv_vae *m, mv_vae_ws *w, const mv_real *eps) {
+/* mu, sigma and z of the encodings; rows: one row at a time (inference: batch-independent bits) */
+static void heads_fwd(mv_vae *m, mv_vae_ws *w, const mv_real *eps, int rows) {
   int B = w->B, Z = m->cfg.z, in = m->mu.in;
-  dense_fwd(B, in, Z, w->enc, PW(m, m->mu.kernel), PW(m, m->mu.bias), w->mu);
-  dense_fwd(B, in, Z, w->enc, PW(m, m->sigma.kernel), PW(m, m->sigma.bias), w->spre);
+  if (rows) {
+    rows_affine(B, in, Z, w->enc, (size_t)in, PW(m, m->mu.kernel), PW(m, m->mu.bias), w->mu);
+    rows_affine(B, in, Z, w->enc, (size_t)in, PW(m, m->sigma.kernel), PW(m, m->sigma.bias), w->spre);
+  } else {
+    dense_fwd(B, in, Z, w->enc, PW(m, m->mu.kernel), PW(m, m->mu.bias), w->mu);
+    dense_fwd(B, in, Z, w->enc, PW(m, m->sigma.kernel), PW(m, m->sigma.bias), w->spre);
+  }
   for (int b = 0; b < B; b++) {
     double kl = 0;
     for (int q = 0; q < Z; q++) {
@@ -1012,7 +1035,7 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
   state_bufs sb;
   state_bufs_of(&sb, w);
   encoder_fwd(m, w, labels, NULL);
-  heads_fwd(m, w, o->eps);
+  heads_fwd(m, w, o->eps, 0);
   conductor_fwd(m, w, sb.h0, sb.c0);
   const mv_real *emb = w->c_h[c->cond_layers - 1]; /* [U, B, E] = [N, E] */
   decoder_init_state(m, w, N, emb);
@@ -1114,7 +1137,7 @@ int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, m
 #else
   encoder_fwd(m, w, labels, NULL);
 #endif
-  heads_fwd(m, w, NULL);
+  heads_fwd(m, w, NULL, 1);
   if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
   if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
   return MV_OK;
@@ -1131,7 +1154,8 @@ static int infer_ready(mv_vae *m, mv_vae_ws *w, int N, mv_err *err) {
     mv_pack_shape sh;
     memset(&sh, 0, sizeof sh);
     sh.vocab = c->vocab;
-    sh.E = c->cond[c->cond_layers - 1];
+    sh.E = c->groove ? c->z : c->cond[c->cond_layers - 1]; /* the flat decoder's "bar embedding" is z */
+    sh.dense_in = c->groove;
     sh.layers = c->dec_layers;
     mv_pack_src src;
     memset(&src, 0, sizeof src);
@@ -1188,7 +1212,7 @@ static void infer_bar(mv_vae *m, mv_vae_ws *w, int N, const mv_real *emb) {
 
 /* Decoder step t of the bar for N rows (w->lab[t] set): states into d_h/d_c[t],
  * logits and softmax(logits / temperature) into w->logits/probs[t]. */
-static void infer_step(mv_vae *m, mv_vae_ws *w, int N, int t, mv_real temperature) {
+static void infer_step(mv_vae *m, mv_vae_ws *w, int N, int t, mv_real temperature, const float *prev) {
   const mv_vae_config *c = &m->cfg;
   int V = c->vocab, ds = state_size(c->dec, c->dec_layers), maxH = 0;
   for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
@@ -1207,7 +1231,8 @@ static void infer_step(mv_vae *m, mv_vae_ws *w, int N, int t, mv_real temperatur
     cc[l] = w->d_c[l] + (size_t)t * N * H;
   }
   mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
-  mv_infer_step(m->pack, N, w->lab + (size_t)t * N, w->igemb, hp, cp, h, cc, lg, w->iscr);
+  if (prev) mv_infer_step_dense(m->pack, N, prev, w->igemb, hp, cp, h, cc, lg, w->iscr);
+  else mv_infer_step(m->pack, N, w->lab + (size_t)t * N, w->igemb, hp, cp, h, cc, lg, w->iscr);
   if (temperature > 0) /* argmax needs no probabilities */
     for (int n = 0; n < N; n++) softmax_draw_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature);
 }
@@ -1257,7 +1282,7 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
     for (int b = 0; b < B; b++) w->lab[b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
     ctx.u = u;
     for (int t = 0; t < T; t++) {
-      infer_step(m, w, B, t, temperature);
+      infer_step(m, w, B, t, temperature, NULL);
       const mv_real *lg = w->logits + (size_t)t * B * c->vocab, *pr = w->probs + (size_t)t * B * c->vocab;
       decode_next(&ctx, t, B, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * B : NULL);
     }
@@ -1354,7 +1379,7 @@ int mv_vae_gen_step(mv_vae_gen *g, int n) {
     if (t == 0) w->lab[0] = u == 0 ? -1 : g->labels[g->pos - 1];
     else w->lab[t] = g->labels[g->pos - 1];
 #ifndef MV_VAE_DOUBLE
-    infer_step(g->m, w, 1, t, g->temperature);
+    infer_step(g->m, w, 1, t, g->temperature, NULL);
 #else
     decoder_step(g->m, w, 1, t, emb, w->dS, g->temperature, sb.h0, sb.c0);
 #endif
@@ -1386,13 +1411,25 @@ static void make_masks(mv_vae *m, mv_vae_ws *w, mv_real keep, mv_rng *r) {
   }
 }
 
+/* The groove outputs of N rows of logits [N, V]: sigmoid hits and velocities, tanh offsets. */
+static void groove_act(const mv_real *lg, mv_real *out, int N, int V) {
+  int C = V / 3;
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < C; k++) {
+      size_t x = (size_t)n * V + k;
+      out[x] = sigm(lg[x]);
+      out[x + C] = sigm(lg[x + C]);
+      out[x + 2 * C] = TANH(lg[x + 2 * C]);
+    }
+}
+
 /* One flat-decoder step t over the N rows: layer 0's input is [prev row n (at
  * prev + n * stride; zeros when prev is NULL), z]; the stack starts from the
  * state w->dS (tanh'd) at t = 0. Fills logits and the activated outputs. */
 static void flat_step(mv_vae *m, mv_vae_ws *w, int t, const mv_real *prev, size_t stride, mv_real *h0buf,
                       mv_real *c0buf) {
   const mv_vae_config *c = &m->cfg;
-  int N = w->N, V = c->vocab, Z = c->z, C = V / 3, ds = state_size(c->dec, c->dec_layers);
+  int N = w->N, V = c->vocab, Z = c->z, ds = state_size(c->dec, c->dec_layers);
   for (int l = 0; l < c->dec_layers; l++) {
     int H = c->dec[l], xin = m->dec[l].in, K = xin + H;
     mv_real *xh = w->d_xh[l] + (size_t)t * N * K;
@@ -1421,13 +1458,7 @@ static void flat_step(mv_vae *m, mv_vae_ws *w, int t, const mv_real *prev, size_
   int Ht = c->dec[c->dec_layers - 1];
   mv_real *lg = w->logits + (size_t)t * N * V, *out = w->probs + (size_t)t * N * V;
   dense_fwd(N, Ht, V, w->d_h[c->dec_layers - 1] + (size_t)t * N * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
-  for (int n = 0; n < N; n++)
-    for (int k = 0; k < C; k++) {
-      size_t x = (size_t)n * V + k;
-      out[x] = sigm(lg[x]);
-      out[x + C] = sigm(lg[x + C]);
-      out[x + 2 * C] = TANH(lg[x + 2 * C]);
-    }
+  groove_act(lg, out, N, V);
 }
 
 static void flat_init_state(mv_vae *m, mv_vae_ws *w) {
@@ -1457,7 +1488,7 @@ int mv_vae_forward_groove(mv_vae *m, mv_vae_ws *w, const mv_real *x, const mv_re
   state_bufs sb;
   state_bufs_of(&sb, w);
   encoder_fwd(m, w, NULL, x);
-  heads_fwd(m, w, o->eps);
+  heads_fwd(m, w, o->eps, 0);
   flat_init_state(m, w);
   for (int t = 0; t < L; t++)
     flat_step(m, w, t, t ? target + (size_t)(t - 1) * V : NULL, (size_t)L * V, sb.h0, sb.c0);
@@ -1536,7 +1567,7 @@ int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_r
 #else
   encoder_fwd(m, w, NULL, x);
 #endif
-  heads_fwd(m, w, NULL);
+  heads_fwd(m, w, NULL, 1);
   if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
   if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
   return MV_OK;
@@ -1554,9 +1585,22 @@ int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temp
   state_bufs sb;
   state_bufs_of(&sb, w);
   memcpy(w->z, z, sizeof(mv_real) * (size_t)B * c->z);
+#ifndef MV_VAE_DOUBLE
+  /* on the packed weights, as categorical decoding: the same bits alone or in any batch */
+  rc = infer_ready(m, w, N, err);
+  if (rc) return rc;
+  mv_infer_bar(m->pack, N, w->z, w->dS, w->igemb, w->iscr);
+  memset(w->gprev, 0, sizeof(mv_real) * (size_t)N * V);
+#else
   flat_init_state(m, w);
+#endif
   for (int t = 0; t < L; t++) {
+#ifndef MV_VAE_DOUBLE
+    infer_step(m, w, N, t, 0.0f, w->gprev);
+    groove_act(w->logits + (size_t)t * N * V, w->probs + (size_t)t * N * V, N, V);
+#else
     flat_step(m, w, t, t ? w->gprev : NULL, (size_t)V, sb.h0, sb.c0);
+#endif
     const mv_real *lg = w->logits + (size_t)t * N * V, *act = w->probs + (size_t)t * N * V;
     for (int n = 0; n < N; n++) {
       mv_real *g = w->gprev + (size_t)n * V, *o = out + ((size_t)n * L + t) * V;

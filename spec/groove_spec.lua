@@ -149,6 +149,22 @@ describe("the groove model", function()
       end
     end
     assert.has_error(function() mv.Model.new(mv.Model.config("tiny"), 1):humanize(flat) end)
+    -- encoding and decoding a pattern give the same bits alone and in a batch, on 1 or 2 threads
+    local other = mv.pattern { labels = groove_pattern(7).labels }
+    local function run(pats, hits_of)
+      local g = m:groove_tensor(pats)
+      local mu = m.vae:encode(m:groove_input(g))
+      return mu:totable(), m.vae:decode(mu, { temperature = 0, hits = g:narrow(3, 1, 9):contiguous() }):totable()
+    end
+    local mu1, out1 = run { flat }
+    local threads = mv.get_num_threads()
+    for _, t in ipairs { 1, 2 } do
+      mv.set_num_threads(t)
+      local mu3, out3 = run { other, flat, other }
+      assert.same(mu1[1], mu3[2])
+      assert.same(out1[1], out3[2])
+    end
+    mv.set_num_threads(threads)
     m:close()
   end)
 

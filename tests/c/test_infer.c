@@ -8,7 +8,8 @@
  *   - f16 packing of weights that are f16 values is lossless (same bits as f32);
  *   - writing the parameters and calling mv_vae_params_changed re-packs;
  *   - encoding (mv_rnn: the encoder's recurrence on packed weights) agrees with the
- *     reference, with the same four guarantees (kernels, batch, threads, f16).
+ *     reference, with the same four guarantees (kernels, batch, threads, f16);
+ *   - so does the groove model's flat decoder (dense inputs), free-running and with given hits.
  * Layer widths are not multiples of the 32-unit gate blocks, to cover the edges. */
 #include <math.h>
 #include <stdlib.h>
@@ -41,6 +42,81 @@ static void config(mv_vae_config *c) {
 int infer_ref_decode(const mv_vae_config *c, const float *params, int B_, const float *z, int32_t *labels,
                      double *logits); /* infer_ref.c */
 int infer_ref_encode(const mv_vae_config *c, const float *params, int B_, const int32_t *labels, double *mu);
+int infer_ref_groove(const mv_vae_config *c, const float *params, int B_, const float *z, const float *hits,
+                     double *out);
+
+#define GL 12 /* groove steps */
+#define GV 27
+
+/* the groove model's decode (hits NULL: greedy) into out [B, GL, GV] */
+static void groove_decode(mv_vae *m, mv_vae_ws *w, const float *z, const float *hits, float *out) {
+  mv_err err;
+  CHECK(mv_vae_decode_groove(m, w, z, 0.0f, NULL, hits, out, NULL, &err) == MV_OK);
+}
+
+static void groove_checks(void) {
+  mv_vae_config c;
+  memset(&c, 0, sizeof c);
+  c.groove = 1;
+  c.input_depth = GV;
+  c.vocab = GV;
+  c.z = 7;
+  c.bars = 1;
+  c.steps = GL;
+  c.enc_layers = 1;
+  c.enc[0] = 12;
+  c.dec_layers = 2;
+  c.dec[0] = 45;
+  c.dec[1] = 37;
+  mv_err err;
+  mv_vae *m;
+  mv_vae_ws *w, *w1;
+  CHECK(mv_vae_new(&m, &c, &err) == MV_OK);
+  CHECK(mv_vae_ws_new(&w, m, B, &err) == MV_OK);
+  CHECK(mv_vae_ws_new(&w1, m, 1, &err) == MV_OK);
+  mv_rng r;
+  mv_rng_seed(&r, 7, mv_rng_purpose("test_infer_groove"), 0);
+  for (int64_t k = 0; k < m->nfloats; k++) m->params[k] = mv_f16_to_f32(mv_f32_to_f16((float)(0.6 * mv_rng_normal(&r))));
+  mv_vae_params_changed(m);
+  static float z[B * 7], hits[B * GL * 9], out[B * GL * GV], out2[B * GL * GV];
+  static double ref[B * GL * GV];
+  for (int k = 0; k < B * 7; k++) z[k] = (float)mv_rng_normal(&r);
+  for (int k = 0; k < B * GL * 9; k++) hits[k] = mv_rng_uniform(&r) < 0.3 ? 1.0f : 0.0f;
+  for (int given = 0; given < 2; given++) {
+    const float *h = given ? hits : NULL;
+    groove_decode(m, w, z, h, out);
+    CHECK(mv_vae_infer_f16(m) == 1);
+    CHECK(infer_ref_groove(&c, m->params, B, z, h, ref) == 0);
+    double worst = 0;
+    int hits_differ = 0;
+    for (int k = 0; k < B * GL * GV; k++) {
+      if (k % GV < 9) hits_differ += out[k] != ref[k];
+      else worst = fmax(worst, fabs(out[k] - ref[k]));
+    }
+    printf("# groove (%s hits): worst output error vs double %.2e, %d hits differ\n", given ? "given" : "greedy",
+           worst, hits_differ);
+    CHECK(hits_differ == 0);
+    CHECK(worst < 1e-5);
+    const char *isas[3] = {"portable", "avx2", "avx512"};
+    const char *start = mv_infer_isa();
+    for (int i = 0; i < 3; i++) {
+      if (mv_infer_use_isa(isas[i]) != MV_OK) continue;
+      groove_decode(m, w, z, h, out2);
+      CHECK(memcmp(out, out2, sizeof out) == 0);
+    }
+    CHECK(mv_infer_use_isa(start) == MV_OK);
+    int threads = mv_blas_get_num_threads();
+    mv_blas_set_num_threads(threads > 1 ? 1 : 2);
+    groove_decode(m, w, z, h, out2);
+    CHECK(memcmp(out, out2, sizeof out) == 0);
+    mv_blas_set_num_threads(threads);
+    groove_decode(m, w1, z + 2 * 7, h ? h + 2 * GL * 9 : NULL, out2);
+    CHECK(memcmp(out + 2 * GL * GV, out2, sizeof(float) * GL * GV) == 0);
+  }
+  mv_vae_ws_free(w1);
+  mv_vae_ws_free(w);
+  mv_vae_free(m);
+}
 
 /* mu [B, z] of the rows [B, L] (fast path) */
 static void encode(mv_vae *m, mv_vae_ws *w, const int32_t *rows, float *mu) {
@@ -227,6 +303,7 @@ int main(void) {
   }
 
   encoder_checks(p.m, p.w);
+  groove_checks();
 
   /* f16 packing is lossless: forbidding it gives the same bits from f32 */
   mv_infer_allow_f16(0);
