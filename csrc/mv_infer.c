@@ -619,6 +619,25 @@ static void run_job(void *vctx, int part, int nparts) {
   }
 }
 
+/* a job over N rows writing y (rows ys apart) */
+static job job_new(const mv_pack *p, int N, float *y, size_t ys) {
+  job j;
+  memset(&j, 0, sizeof j);
+  j.p = p;
+  j.N = N;
+  j.y = y;
+  j.ys = ys;
+  return j;
+}
+
+/* rows [a_n ; b_n] of N rows into xcat [N, Ka + Kb]: a layer's input [below ; own h] */
+static void concat_rows(float *xcat, int N, const float *a, int Ka, const float *b, int Kb) {
+  for (int n = 0; n < N; n++) {
+    memcpy(xcat + (size_t)n * (Ka + Kb), a + (size_t)n * Ka, sizeof(float) * (size_t)Ka);
+    memcpy(xcat + (size_t)n * (Ka + Kb) + Ka, b + (size_t)n * Kb, sizeof(float) * (size_t)Kb);
+  }
+}
+
 int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float *emb, float *scratch) {
   pthread_once(&kern_once, kern_init);
   const mv_pack_shape *s = &p->s;
@@ -636,12 +655,7 @@ int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float 
       cb[k][l] = st + ((size_t)(4 * l + 2 * k + 1)) * N * maxH;
     }
   float *y = scratch, *xcat = scratch + (size_t)N * p->maxcols;
-  job j;
-  memset(&j, 0, sizeof j);
-  j.p = p;
-  j.N = N;
-  j.y = y;
-  j.ys = (size_t)p->maxcols;
+  job j = job_new(p, N, y, (size_t)p->maxcols);
   j.W = &p->cinit;
   j.x = z;
   j.xs = (size_t)s->z;
@@ -665,10 +679,7 @@ int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float 
         j.xs = (size_t)H;
       } else {
         int Hp = s->cH[l - 1], K = Hp + H;
-        for (int n = 0; n < N; n++) {
-          memcpy(xcat + (size_t)n * K, hb[b][l - 1] + (size_t)n * Hp, sizeof(float) * (size_t)Hp);
-          memcpy(xcat + (size_t)n * K + Hp, hb[a][l] + (size_t)n * H, sizeof(float) * (size_t)H);
-        }
+        concat_rows(xcat, N, hb[b][l - 1], Hp, hb[a][l], H);
         j.x = xcat;
         j.xs = (size_t)K;
       }
@@ -688,16 +699,11 @@ int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float 
 void mv_infer_bar(const mv_pack *p, int N, const float *emb, float *S, float *gemb, float *scratch) {
   pthread_once(&kern_once, kern_init);
   int E = p->s.E;
-  job j;
-  memset(&j, 0, sizeof j);
-  j.p = p;
-  j.N = N;
+  job j = job_new(p, N, scratch, (size_t)p->maxcols);
   j.x = emb;
   j.xs = (size_t)E;
   /* initial states: tanh(emb . W + b) */
   j.W = &p->init;
-  j.y = scratch;
-  j.ys = (size_t)p->maxcols;
   j.dst = S;
   j.act = 1;
   par_run(run_job, &j, nparts_for(j.W->nb));
@@ -715,12 +721,7 @@ static void step_impl(const mv_pack *p, int N, const int32_t *lab, const float *
                       float *logits, float *scratch) {
   pthread_once(&kern_once, kern_init);
   float *y = scratch, *xcat = scratch + (size_t)N * p->maxcols;
-  job j;
-  memset(&j, 0, sizeof j);
-  j.p = p;
-  j.N = N;
-  j.y = y;
-  j.ys = (size_t)p->maxcols;
+  job j = job_new(p, N, y, (size_t)p->maxcols);
   for (int l = 0; l < p->s.layers; l++) {
     int H = p->s.H[l];
     j.H = H;
@@ -733,10 +734,7 @@ static void step_impl(const mv_pack *p, int N, const int32_t *lab, const float *
       j.gemb = gemb;
     } else {
       int Hp = p->s.H[l - 1], K = Hp + H;
-      for (int n = 0; n < N; n++) {
-        memcpy(xcat + (size_t)n * K, h[l - 1] + (size_t)n * Hp, sizeof(float) * (size_t)Hp);
-        memcpy(xcat + (size_t)n * K + Hp, h_prev[l] + (size_t)n * H, sizeof(float) * (size_t)H);
-      }
+      concat_rows(xcat, N, h[l - 1], Hp, h_prev[l], H);
       j.x = xcat;
       j.xs = (size_t)K;
       j.lab = NULL;
