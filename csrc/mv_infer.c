@@ -578,6 +578,12 @@ static void run_job(void *vctx, int part, int nparts) {
   int b0, b1;
   block_range(W->nb, part, nparts, &b0, &b1);
   int N = j->N, f16 = j->p->f16;
+#ifdef MV_X86
+  /* the inputs were written by another thread: ask for all their lines at once, not one by one */
+  if (nparts > 1 && N <= 4)
+    for (int n = 0; n < N; n++)
+      for (int k = 0; k < W->K; k += 16) _mm_prefetch((const char *)(j->x + (size_t)n * j->xs + k), _MM_HINT_T0);
+#endif
   for (int b = b0; b < b1; b++) {
     for (int n = 0; n < N; n++) {
       float *yb = j->y + (size_t)n * j->ys + (size_t)b * CB;
