@@ -369,7 +369,7 @@ M.register {
     "Ctrl-C saves one and stops cleanly; --resume continues the newest one exactly.",
   options = {
     { name = "--data", arg = "DATA.mvd", help = "the dataset file (musicvae prepare)" },
-    { name = "--config", arg = "NAME", help = "tiny, small (default), paper; groove or humanize (GrooVAE, needs prepare --groove)" },
+    { name = "--config", arg = "NAME", help = "tiny, small (default), paper; groove, humanize or tap (GrooVAE, needs prepare --groove)" },
     { name = "--out", arg = "DIR", help = "the run folder (runs/NAME)" },
     { name = "--minutes", arg = "M", type = "number", help = "train for this long",
       check = function(v) return v > 0, "must be positive" end },
@@ -564,9 +564,10 @@ end
 local function input_windows(path, opts, groove)
   local Data = require "musicvae.data"
   local midi = require "musicvae.midi"
-  local info, err = midi.labels(path, { drum_channel = drum_channel_opt(opts.drum_channel) })
+  local info, err = midi.labels(path, { drum_channel = drum_channel_opt(opts.drum_channel), map = opts.map })
   if not info then fail("%s", err) end
-  local res = Data.file_windows(path, { drum_channel = drum_channel_opt(opts.drum_channel), groove = groove })
+  local res = Data.file_windows(path, { drum_channel = drum_channel_opt(opts.drum_channel), groove = groove,
+    map = opts.map })
   if #res.windows == 0 then
     fail("%s: no 4-bar drum window (%s%s)", path, res.drop or "none found",
       res.detail and res.detail ~= "" and (": " .. res.detail) or "")
@@ -807,6 +808,44 @@ M.register {
     local item = { pattern = p, index = 1, inputs = { source(args[1], w) } }
     if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
     write_outputs(opts, out, m, "humanize", 0, 0, { item })
+    return 0
+  end,
+}
+
+M.register {
+  name = "tap",
+  summary = "Drums for a tapped rhythm with a tap model (GrooVAE's tap2drum).",
+  usage = "tap IN.mid -o OUT.mid|DIR [--model PATH|NAME] [--temperature T] [--seed S] [--bar K] [--force]",
+  details = "Every note of the input, on any channel and pitch, is a tap; the loudest note of a 16th gives its\n" ..
+    "timing. The model (trained with musicvae train --config tap; default name gmd-4bar-tap) turns the\n" ..
+    "rhythm into a 4-bar drum pattern with velocities and micro-timing. The written file keeps the\n" ..
+    "input's tempo. --drum-channel N reads only that channel.",
+  min_args = 1, max_args = 1,
+  options = { { name = "--model", arg = "PATH|NAME", help = "tap model file or name (default gmd-4bar-tap)" },
+    { name = "--output", short = "-o", arg = "OUT.mid|DIR", help = "the file (or folder) to write (required)" },
+    GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet,
+    { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" } },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("tap: -o OUT.mid is required") end
+    local spec = opts.model or "gmd-4bar-tap"
+    if not opts.model and not require("musicvae.models").resolve(spec) then
+      fail("no tap model named %s is installed; train one (musicvae prepare DIR --groove -o groove.mvd, then " ..
+        "musicvae train --data groove.mvd --config tap --out runs/tap) and pass --model", spec)
+    end
+    local m = gen_model { model = spec }
+    if m.config.mode ~= "tap" then
+      fail("%s is not a tap model (mode %s); tap needs one trained with --config tap", m.path,
+        tostring(m.config.mode or "categorical"))
+    end
+    local D = require "musicvae.drums"
+    local ws, qpm = input_windows(args[1], { drum_channel = opts.drum_channel or "all", map = D.tap_map() }, true)
+    local w = choose_window(args[1], ws, opts.bar, out, true)
+    local t = opts.temperature or 0
+    local seed = t > 0 and pick_seed(opts, out) or (opts.seed or 0)
+    local p = m:tap(window_pattern(w, qpm), { temperature = t, seed = seed, qpm = qpm })
+    local item = { pattern = p, index = 1, inputs = { source(args[1], w) } }
+    if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
+    write_outputs(opts, out, m, "tap", seed, t, { item })
     return 0
   end,
 }

@@ -50,6 +50,15 @@ D.maps = {
 D.DEFAULT_MAP = "magenta"
 
 --- D.map(spec) -> a validated map (class -> pitches). spec: a name, a map table, or nil.
+--- A map that keeps every pitch (for reading taps: any note is a hit; classes 2-9 get one top
+-- pitch each, class 1 the rest). Tap models collapse the classes anyway.
+function D.tap_map()
+  local m = { {} }
+  for p = 0, 119 do m[1][#m[1] + 1] = p end
+  for c = 2, D.NUM_CLASSES do m[c] = { 118 + c } end
+  return m
+end
+
 function D.map(spec)
   if spec == nil then spec = D.DEFAULT_MAP end
   local m = spec

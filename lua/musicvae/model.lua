@@ -34,7 +34,8 @@ local TRAIN = {
 --- Named configurations. `small` has magenta's cat-drums_2bar_small sizes;
 -- `paper` the paper's hierarchical sizes; `tiny` is for tests and examples.
 -- The groove configs are magenta's groovae_4bar (flat decoder, 27-float steps,
--- dropout keep 0.3, no scheduled sampling); `humanize` encodes the hits only.
+-- dropout keep 0.3, no scheduled sampling); `humanize` encodes the hits only; `tap` encodes one
+-- rhythm (magenta's tapify + fixed_velocities: tap2drum).
 local GROOVE = { groove = true, input_depth = 27, vocab = 27, keep_prob = 0.3, sampling_schedule = "constant",
   sampling_rate = 0 }
 local function groove(t)
@@ -50,8 +51,10 @@ Model.configs = {
   humanize = groove { mode = "humanize", enc = { 512 }, dec = { 256, 256 }, z = 256 },
   ["groove-tiny"] = groove { mode = "groove", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
   ["humanize-tiny"] = groove { mode = "humanize", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
+  tap = groove { mode = "tap", enc = { 512 }, dec = { 256, 256 }, z = 256 },
+  ["tap-tiny"] = groove { mode = "tap", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
 }
-Model.GROOVE_MODES = { groove = true, humanize = true }
+Model.GROOVE_MODES = { groove = true, humanize = true, tap = true }
 
 --- Model.config(name_or_table[, overrides]) -> a complete config table
 function Model.config(c, overrides)
@@ -59,7 +62,8 @@ function Model.config(c, overrides)
   if type(c) == "string" then
     base = Model.configs[c]
     if not base then
-      error(("unknown config '%s' (tiny, small, paper, groove, humanize, groove-tiny, humanize-tiny)"):format(c), 2)
+      error(("unknown config '%s' (tiny, small, paper, groove, humanize, tap, groove-tiny, humanize-tiny, tap-tiny)")
+        :format(c), 2)
     end
     base = copy(base)
     base.name = c
@@ -73,7 +77,7 @@ function Model.config(c, overrides)
   for k, v in pairs(base) do out[k] = v end
   for k, v in pairs(overrides or {}) do out[k] = v end
   if out.groove and not Model.GROOVE_MODES[out.mode or "groove"] then
-    error(("config: mode must be groove or humanize, not %s"):format(tostring(out.mode)), 2)
+    error(("config: mode must be groove, humanize or tap, not %s"):format(tostring(out.mode)), 2)
   end
   return out
 end
@@ -240,13 +244,51 @@ function Model:groove_tensor(patterns)
   return core.tensor(rows):view(#rows, L, 27)
 end
 
+Model.TAP_CLASS = 4 -- magenta's tapify puts the rhythm in channel 3 (0-based): the open hi-hat slot
+
 --- The encoder's input for groove targets [n, steps, 27] under the model's mode:
--- humanize sees the hits only (velocities and offsets zeroed), as magenta's converter.
+-- humanize sees the hits only (velocities and offsets zeroed), as magenta's converter;
+-- tap sees one rhythm: at each step with any hit, a hit in the open hi-hat slot with the
+-- offset of the step's loudest drum (the first of equals) and velocity 0 (magenta's tapify
+-- followed by fixed_velocities), everything else zero.
 function Model:groove_input(target)
-  if self.config.mode ~= "humanize" then return target end
-  local x = target:clone()
-  x:narrow(3, 10, 18):fill(0)
-  return x
+  local mode = self.config.mode
+  if mode == "humanize" then
+    local x = target:clone()
+    x:narrow(3, 10, 18):fill(0)
+    return x
+  elseif mode == "tap" then
+    local n, L = target:size(1), target:size(2)
+    local src, out = target:contiguous():view(-1):totable(), {}
+    local T = Model.TAP_CLASS
+    for r = 0, n * L - 1 do
+      local b = r * 27
+      for k = 1, 27 do out[b + k] = 0 end
+      local best
+      for c = 1, 9 do
+        if src[b + c] > 0.5 and (not best or src[b + 9 + c] > src[b + 9 + best]) then best = c end
+      end
+      if best then out[b + T], out[b + 18 + T] = 1, src[b + 18 + best] end
+    end
+    return core.tensor(out):view(n, L, 27)
+  end
+  return target
+end
+
+--- m:tap(patterns, {temperature = 0, seed = 0, qpm}) -> drum patterns, mu: a tap model's drums
+-- for the rhythm of each pattern (every hit of any class counts as a tap; the loudest hit of a
+-- step gives its timing). Hits are decoded freely (sampled at temperature > 0), with the
+-- model's velocities and offsets.
+function Model:tap(patterns, o)
+  o = o or {}
+  if self.config.mode ~= "tap" then
+    error("tap needs a tap model (mode \"tap\"; train one with musicvae train --config tap)", 2)
+  end
+  local list, single = as_list(patterns)
+  local mu = self.vae:encode(self:groove_input(self:groove_tensor(list)))
+  local out = self:decode(mu, { temperature = o.temperature or 0, seed = o.seed or 0,
+    qpm = o.qpm or P.new(list[1]).qpm })
+  return single and out[1] or out, mu
 end
 
 --- m:encode(patterns) -> mu, sigma ([n, z] tensors)
