@@ -412,3 +412,38 @@ describe("the shipped humanize model", function()
     m:close()
   end)
 end)
+
+describe("the shipped tap model", function()
+  local path = H.root .. "/models/gmd-4bar-tap.safetensors"
+  local have = io.open(path, "rb")
+  if have then have:close() end
+  if not have then
+    pending("models/gmd-4bar-tap.safetensors is not in this checkout")
+    return
+  end
+  it("turns tapped rhythms into drum patterns that follow them", function()
+    local m = assert(mv.load("gmd-4bar-tap"))
+    local function taps(every, extra)
+      local l = {}
+      for s = 1, 64 do l[s] = ((s - 1) % every == 0 or (s - 1) % 16 == extra) and 1 or 0 end
+      return mv.pattern { labels = l, qpm = 100 }
+    end
+    local a, b = taps(4, 10), taps(8, 6)
+    local pa, pb = m:tap(a), m:tap(b)
+    assert.same(pa.labels, m:tap(a).labels) -- greedy: deterministic
+    assert.are_not.same(pa.labels, pb.labels)
+    -- most tapped steps get a drum, and the drums come with velocities
+    for _, case in ipairs { { a, pa }, { b, pb } } do
+      local tapped, hit = 0, 0
+      for s = 1, 64 do
+        if case[1].labels[s] ~= 0 then
+          tapped = tapped + 1
+          if case[2].labels[s] ~= 0 then hit = hit + 1 end
+        end
+        for _, v in pairs(case[2].velocities[s] or {}) do assert.is_true(v >= 1 and v <= 127) end
+      end
+      assert.is_true(hit >= 0.7 * tapped, ("%d of %d tapped steps have drums"):format(hit, tapped))
+    end
+    m:close()
+  end)
+end)
