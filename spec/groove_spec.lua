@@ -377,14 +377,19 @@ describe("tap models (tap2drum)", function()
   end)
 end)
 
-describe("the shipped humanize model", function()
-  local path = H.root .. "/models/gmd-4bar-humanize.safetensors"
-  local have = io.open(path, "rb")
-  if have then have:close() end
-  if not have then
-    pending("models/gmd-4bar-humanize.safetensors is not in this checkout")
-    return
+-- true when the checkout has models/NAME.safetensors, else a pending test saying so
+local function have_shipped(name)
+  local f = io.open(H.root .. "/models/" .. name .. ".safetensors", "rb")
+  if f then
+    f:close()
+    return true
   end
+  pending(("models/%s.safetensors is not in this checkout"):format(name))
+  return false
+end
+
+describe("the shipped humanize model", function()
+  if not have_shipped("gmd-4bar-humanize") then return end
   it("turns a flat pattern into one whose velocities and timing vary", function()
     local m = assert(mv.load("gmd-4bar-humanize"))
     local labels = {}
@@ -414,13 +419,7 @@ describe("the shipped humanize model", function()
 end)
 
 describe("the shipped tap model", function()
-  local path = H.root .. "/models/gmd-4bar-tap.safetensors"
-  local have = io.open(path, "rb")
-  if have then have:close() end
-  if not have then
-    pending("models/gmd-4bar-tap.safetensors is not in this checkout")
-    return
-  end
+  if not have_shipped("gmd-4bar-tap") then return end
   it("turns tapped rhythms into drum patterns that follow them", function()
     local m = assert(mv.load("gmd-4bar-tap"))
     local function taps(every, extra)
