@@ -7,6 +7,17 @@ local Eval = require "musicvae.evaluate"
 local micro = { enc = { 16 }, dec = { 16 }, z = 8, batch_size = 4, free_bits = 0, learning_rate = 3e-3,
   keep_prob = 0.8 }
 
+-- a micro groove model of the given mode trained on data for steps steps into out:
+-- the trainer, its config and the losses logged every 10 steps
+local function micro_run(data, out, mode, seed, steps)
+  local cfg = { groove = true, mode = mode, input_depth = 27, vocab = 27 }
+  for k, v in pairs(micro) do cfg[k] = v end
+  local tr = assert(T.new { data = data, config = cfg, out = out, seed = seed })
+  local losses = {}
+  assert(tr:run { steps = steps, log_every = 10, val_every = 0, on_line = function(row) losses[#losses + 1] = row.loss end })
+  return tr, cfg, losses
+end
+
 -- a groove pattern with every velocity and offset known
 local function groove_pattern(seed)
   local r = mv.rng(seed, "groove-spec")
@@ -204,12 +215,8 @@ describe("groove training and metrics", function()
   after_each(function() H.rmtree(dir) end)
 
   it("a tiny humanize model's loss falls and a resumed run continues bit for bit", function()
-    local cfg = { groove = true, mode = "humanize", input_depth = 27, vocab = 27 }
-    for k, v in pairs(micro) do cfg[k] = v end
-    local tr = assert(T.new { data = data, config = cfg, out = dir .. "/a", seed = 4 })
+    local tr, cfg, losses = micro_run(data, dir .. "/a", "humanize", 4, 60)
     assert.is_true(tr.cfg.mean_velocity > 0)
-    local losses = {}
-    assert(tr:run { steps = 60, log_every = 10, val_every = 0, on_line = function(row) losses[#losses + 1] = row.loss end })
     assert.is_true(losses[#losses] < 0.7 * losses[1], ("loss %g -> %g"):format(losses[1], losses[#losses]))
     -- 30 + 30 with a resume in between equals 60 in one go
     local t1 = assert(T.new { data = data, config = cfg, out = dir .. "/b", seed = 4 })
@@ -271,10 +278,7 @@ describe("groove training and metrics", function()
   end)
 
   it("the CLI humanizes a file, keeping its hits and tempo, and evaluates groove models", function()
-    local cfg = { groove = true, mode = "humanize", input_depth = 27, vocab = 27 }
-    for k, v in pairs(micro) do cfg[k] = v end
-    local tr = assert(T.new { data = data, config = cfg, out = dir .. "/run", seed = 5 })
-    assert(tr:run { steps = 20, val_every = 0 })
+    micro_run(data, dir .. "/run", "humanize", 5, 20)
     local model = dir .. "/run/best.safetensors"
     local input = H.root .. "/spec/fixtures/midi/rock-8bars-120.mid"
     local q = H.shell_quote
@@ -300,80 +304,66 @@ describe("groove training and metrics", function()
     assert.equal(1, code)
     assert.matches("needs a groove model", err)
   end)
-end)
 
-describe("tap models (tap2drum)", function()
-  local T = require "musicvae.train"
-  local micro = { enc = { 12 }, dec = { 12 }, z = 6, batch_size = 8, learning_rate = 3e-3, keep_prob = 0.7 }
-  local dir, data
-  before_each(function()
-    dir = H.tmpdir()
-    data = dir .. "/g.mvd"
-    assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", data, { groove = true }))
-  end)
-  after_each(function() H.rmtree(dir) end)
+  describe("tap models (tap2drum)", function()
+    it("see one rhythm: the loudest hit's timing in the open hi-hat slot, no velocities", function()
+      local m = mv.Model.new(mv.Model.config("tap-tiny"), 1)
+      local p = mv.pattern { labels = { 1 | 2, 0, 4 | 256 },
+        velocities = { [1] = { [1] = 60, [2] = 100 }, [3] = { [3] = 70, [9] = 70 } },
+        offsets = { [1] = { [1] = 0.1, [2] = -0.2 }, [3] = { [3] = 0.05, [9] = -0.1 } } }
+      local x = m:groove_input(m:groove_tensor { p }):totable()[1]
+      local function row(tap, off)
+        local r = {}
+        for k = 1, 27 do r[k] = 0 end
+        if tap then r[4], r[22] = 1, off end
+        return r
+      end
+      local function near_rows(a, b)
+        for k = 1, 27 do assert.near(a[k], b[k], 1e-6, "column " .. k) end
+      end
+      near_rows(row(true, -0.4), x[1])  -- the snare (velocity 100) wins; offsets in magenta's units (x2)
+      near_rows(row(false), x[2])
+      near_rows(row(true, 0.1), x[3])   -- equal velocities: the first class (closed hi-hat)
+      for s = 4, 64 do near_rows(row(false), x[s]) end
+      -- the tap's velocity and class do not matter, only where and when
+      local q = mv.pattern { labels = { 256, 0, 1 }, velocities = { [1] = { [9] = 20 }, [3] = { [1] = 127 } },
+        offsets = { [1] = { [9] = -0.2 }, [3] = { [1] = 0.05 } } }
+      assert.same(x, m:groove_input(m:groove_tensor { q }):totable()[1])
+      assert.has_error(function() mv.Model.new(mv.Model.config("humanize-tiny"), 1):tap(p) end)
+      m:close()
+    end)
 
-  it("see one rhythm: the loudest hit's timing in the open hi-hat slot, no velocities", function()
-    local m = mv.Model.new(mv.Model.config("tap-tiny"), 1)
-    local p = mv.pattern { labels = { 1 | 2, 0, 4 | 256 },
-      velocities = { [1] = { [1] = 60, [2] = 100 }, [3] = { [3] = 70, [9] = 70 } },
-      offsets = { [1] = { [1] = 0.1, [2] = -0.2 }, [3] = { [3] = 0.05, [9] = -0.1 } } }
-    local x = m:groove_input(m:groove_tensor { p }):totable()[1]
-    local function row(tap, off)
-      local r = {}
-      for k = 1, 27 do r[k] = 0 end
-      if tap then r[4], r[22] = 1, off end
-      return r
-    end
-    local function near_rows(a, b)
-      for k = 1, 27 do assert.near(a[k], b[k], 1e-6, "column " .. k) end
-    end
-    near_rows(row(true, -0.4), x[1])  -- the snare (velocity 100) wins; offsets in magenta's units (x2)
-    near_rows(row(false), x[2])
-    near_rows(row(true, 0.1), x[3])   -- equal velocities: the first class (closed hi-hat)
-    for s = 4, 64 do near_rows(row(false), x[s]) end
-    -- the tap's velocity and class do not matter, only where and when
-    local q = mv.pattern { labels = { 256, 0, 1 }, velocities = { [1] = { [9] = 20 }, [3] = { [1] = 127 } },
-      offsets = { [1] = { [9] = -0.2 }, [3] = { [1] = 0.05 } } }
-    assert.same(x, m:groove_input(m:groove_tensor { q }):totable()[1])
-    assert.has_error(function() mv.Model.new(mv.Model.config("humanize-tiny"), 1):tap(p) end)
-    m:close()
-  end)
-
-  it("train, and the CLI turns any notes into drums", function()
-    local cfg = { groove = true, mode = "tap", input_depth = 27, vocab = 27 }
-    for k, v in pairs(micro) do cfg[k] = v end
-    local tr = assert(T.new { data = data, config = cfg, out = dir .. "/run", seed = 3 })
-    local losses = {}
-    assert(tr:run { steps = 60, log_every = 10, val_every = 0, on_line = function(row) losses[#losses + 1] = row.loss end })
-    assert.is_true(losses[#losses] < 0.8 * losses[1], ("loss %g -> %g"):format(losses[1], losses[#losses]))
-    local model = dir .. "/run/best.safetensors"
-    -- taps on a piano channel and pitch
-    local taps = {}
-    for s = 1, 64 do taps[s] = ((s - 1) % 4 == 0 or s % 7 == 0) and 1 or 0 end
-    local song = mv.pattern { labels = taps, qpm = 96 }
-    assert(mv.midi.write(dir .. "/taps.mid", song, { kit = { 60, 61, 62, 63, 64, 65, 66, 67, 68 }, channel = 1 }))
-    local q = H.shell_quote
-    local out, err, code = H.cli(("tap %s --model %s -o %s -q --temperature 0"):format(q(dir .. "/taps.mid"),
-      q(model), q(dir .. "/d.mid")))
-    assert.equal(0, code, err)
-    local drums = assert(mv.midi.groove(dir .. "/d.mid"))
-    assert.near(96, drums.qpm, 1e-3)
-    local side = require("musicvae.json").decode(H.readfile(dir .. "/d.json"))
-    assert.equal("tap", side.mode)
-    -- the same call again gives the same file (greedy), and in Lua the same pattern
-    _, err, code = H.cli(("tap %s --model %s -o %s -q"):format(q(dir .. "/taps.mid"), q(model), q(dir .. "/e.mid")))
-    assert.equal(0, code, err)
-    assert.equal(H.readfile(dir .. "/d.mid"), H.readfile(dir .. "/e.mid"))
-    -- wrong model kinds and the missing default are refused with a message
-    local hz = dir .. "/hz.safetensors"
-    assert(mv.Model.new(mv.Model.config("humanize-tiny"), 1):save(hz))
-    _, err, code = H.cli(("tap %s --model %s -o %s"):format(q(dir .. "/taps.mid"), q(hz), q(dir .. "/x.mid")))
-    assert.equal(1, code)
-    assert.matches("not a tap model", err)
-    _, err, code = H.cli(("tap %s -o %s"):format(q(dir .. "/taps.mid"), q(dir .. "/y.mid")))
-    assert.equal(1, code)
-    assert.matches("config tap", err)
+    it("train, and the CLI turns any notes into drums", function()
+      local _, _, losses = micro_run(data, dir .. "/run", "tap", 3, 60)
+      assert.is_true(losses[#losses] < 0.8 * losses[1], ("loss %g -> %g"):format(losses[1], losses[#losses]))
+      local model = dir .. "/run/best.safetensors"
+      -- taps on a piano channel and pitch
+      local taps = {}
+      for s = 1, 64 do taps[s] = ((s - 1) % 4 == 0 or s % 7 == 0) and 1 or 0 end
+      local song = mv.pattern { labels = taps, qpm = 96 }
+      assert(mv.midi.write(dir .. "/taps.mid", song, { kit = { 60, 61, 62, 63, 64, 65, 66, 67, 68 }, channel = 1 }))
+      local q = H.shell_quote
+      local out, err, code = H.cli(("tap %s --model %s -o %s -q --temperature 0"):format(q(dir .. "/taps.mid"),
+        q(model), q(dir .. "/d.mid")))
+      assert.equal(0, code, err)
+      local drums = assert(mv.midi.groove(dir .. "/d.mid"))
+      assert.near(96, drums.qpm, 1e-3)
+      local side = require("musicvae.json").decode(H.readfile(dir .. "/d.json"))
+      assert.equal("tap", side.mode)
+      -- the same call again gives the same file (greedy), and in Lua the same pattern
+      _, err, code = H.cli(("tap %s --model %s -o %s -q"):format(q(dir .. "/taps.mid"), q(model), q(dir .. "/e.mid")))
+      assert.equal(0, code, err)
+      assert.equal(H.readfile(dir .. "/d.mid"), H.readfile(dir .. "/e.mid"))
+      -- wrong model kinds and the missing default are refused with a message
+      local hz = dir .. "/hz.safetensors"
+      assert(mv.Model.new(mv.Model.config("humanize-tiny"), 1):save(hz))
+      _, err, code = H.cli(("tap %s --model %s -o %s"):format(q(dir .. "/taps.mid"), q(hz), q(dir .. "/x.mid")))
+      assert.equal(1, code)
+      assert.matches("not a tap model", err)
+      _, err, code = H.cli(("tap %s -o %s"):format(q(dir .. "/taps.mid"), q(dir .. "/y.mid")))
+      assert.equal(1, code)
+      assert.matches("config tap", err)
+    end)
   end)
 end)
 
