@@ -483,6 +483,15 @@ static void cell_block(const float *restrict yb, const float *restrict cp, int n
   }
 }
 
+/* The cell update of block b's units for N rows: gate rows y (ys apart), state rows [N, H]
+ * (cp NULL = zeros). */
+static void cells_of_block(const float *y, size_t ys, int b, int N, int H, const float *cp, float *c, float *h) {
+  int nu = H - b * G < G ? H - b * G : G;
+  for (int n = 0; n < N; n++)
+    cell_block(y + (size_t)n * ys + (size_t)b * CB, cp ? cp + (size_t)n * H + b * G : NULL, nu,
+               c + (size_t)n * H + b * G, h + (size_t)n * H + b * G);
+}
+
 
 /* ---- one LSTM direction over a whole sequence (the encoder) ----------------------- */
 struct mv_rnn {
@@ -538,10 +547,7 @@ void mv_rnn_run(const mv_rnn *r, int T, int N, const float *xg, int reverse, flo
         for (int q = 0; q < CB; q++) yb[q] = pm[q] >= 0 ? xn[pm[q]] : 0.0f;
       }
       KERN(&r->W, r->f16, b, N, hp, (size_t)H, y, (size_t)Mp);
-      int nu = H - b * G < G ? H - b * G : G;
-      for (int n = 0; n < N; n++)
-        cell_block(y + (size_t)n * Mp + (size_t)b * CB, cp ? cp + (size_t)n * H + b * G : NULL, nu,
-                   cn + (size_t)n * H + b * G, hn + (size_t)n * H + b * G);
+      cells_of_block(y, (size_t)Mp, b, N, H, cp, cn, hn);
     }
   }
 }
@@ -603,14 +609,7 @@ static void run_job(void *vctx, int part, int nparts) {
     if (j->dx) KERN(&j->p->in0, f16, b, N, j->dx, (size_t)j->p->s.vocab, j->y, j->ys);
     KERN(W, f16, b, N, j->x, j->xs, j->y, j->ys);
     if (j->h) { /* the LSTM cell for this block's units */
-      int H = j->H;
-      for (int n = 0; n < N; n++) {
-        const float *yb = j->y + (size_t)n * j->ys + (size_t)b * CB;
-        int nu = H - b * G < G ? H - b * G : G;
-        const float *cp = j->cp ? j->cp + (size_t)n * H + b * G : NULL;
-        float *cn = j->c + (size_t)n * H + b * G, *hn = j->h + (size_t)n * H + b * G;
-        cell_block(yb, cp, nu, cn, hn);
-      }
+      cells_of_block(j->y, j->ys, b, N, j->H, j->cp, j->c, j->h);
     } else if (j->dst) {
       int M = W->M, c0 = b * CB, c1 = c0 + CB < M ? c0 + CB : M;
       for (int n = 0; n < N; n++) {

@@ -558,19 +558,23 @@ static void enc_direction(void *vctx, int d) {
               NULL);
 }
 
-static void both_directions(enc_job *j) {
+/* fn(ctx, 0) and fn(ctx, 1): side by side with single-threaded BLAS when two or more threads are
+ * allowed, else one after the other */
+static void side_by_side(void (*fn)(void *ctx, int d), void *ctx) {
 #ifndef MV_VAE_DOUBLE
   int threads = mv_blas_get_num_threads();
   if (threads >= 2) {
     mv_blas_set_num_threads(1);
-    int ran = mv_par_tasks(enc_direction, j, 2);
+    int ran = mv_par_tasks(fn, ctx, 2);
     mv_blas_set_num_threads(threads);
     if (ran) return;
   }
 #endif
-  enc_direction(j, 0);
-  enc_direction(j, 1);
+  fn(ctx, 0);
+  fn(ctx, 1);
 }
+
+static void both_directions(enc_job *j) { side_by_side(enc_direction, j); }
 
 /* Layer k's inputs for both directions into e_xh[k][d] (rows [T, B], the first xin of K columns):
  * the roll or the float steps for layer 0, the layer below's two directions after. */
@@ -637,8 +641,8 @@ static void rows_affine(int64_t R, int in, int out, const mv_real *x, size_t ldx
 }
 
 #ifndef MV_VAE_DOUBLE
-/* Encoding at inference: each direction's input part for all steps in one GEMM, then the
- * recurrence on packed weights (mv_rnn), the directions side by side on two threads. Every
+/* Encoding at inference: each direction's input part for all steps row by row (rows_affine), then
+ * the recurrence on packed weights (mv_rnn), the directions side by side on two threads. Every
  * row's mu is the same bits in any batch. */
 static int encoder_ready(mv_vae *m, mv_err *err) {
   const mv_vae_config *c = &m->cfg;
@@ -691,16 +695,7 @@ static int encoder_infer(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const m
   for (int k = 0; k < c->enc_layers; k++) {
     encoder_inputs(m, w, k, labels, xf);
     enc_infer_job j = {m, w, k, {scr, scr + need}};
-    int threads = mv_blas_get_num_threads(), ran = 0;
-    if (threads >= 2) {
-      mv_blas_set_num_threads(1);
-      ran = mv_par_tasks(enc_infer_direction, &j, 2);
-      mv_blas_set_num_threads(threads);
-    }
-    if (!ran) {
-      enc_infer_direction(&j, 0);
-      enc_infer_direction(&j, 1);
-    }
+    side_by_side(enc_infer_direction, &j);
   }
   free(scr);
   encoder_output(m, w);
