@@ -531,6 +531,7 @@ local function temp_str(t) return ("%g"):format(t) end
 local GEN_OPTIONS = {
   model = { name = "--model", arg = "PATH|NAME", help = "model file or name (default: $MUSICVAE_MODEL or gmd-4bar-small)" },
   out = { name = "--output", short = "-o", arg = "DIR", help = "folder for the MIDI files and .json sidecars (required)" },
+  out_file = { name = "--output", short = "-o", arg = "OUT.mid|DIR", help = "the file (or folder) to write (required)" },
   temperature = { name = "--temperature", arg = "T", type = "number", help = "softmax temperature, 0 = argmax",
     check = function(v) return v >= 0 and v <= 100, "must be between 0 and 100" end },
   seed = { name = "--seed", arg = "S", type = "integer", help = "random seed (default: one is picked and printed)" },
@@ -664,6 +665,14 @@ local function source(file, w)
   return json.ordered { { "file", file }, { "bar", w.first_bar } }
 end
 
+-- One pattern made from window w of file: -o OUT.mid writes OUT.mid (and OUT.json), -o DIR as the
+-- other commands.
+local function write_one(opts, out, m, mode, seed, temperature, p, file, w)
+  local item = { pattern = p, index = 1, inputs = { source(file, w) } }
+  if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
+  write_outputs(opts, out, m, mode, seed, temperature, { item })
+end
+
 -- write_outputs' items for generated patterns: z row i each; inputs is a list or inputs(i) gives one
 local function pattern_items(pats, z, inputs)
   local items = {}
@@ -794,8 +803,7 @@ M.register {
     "gmd-4bar-humanize (not $MUSICVAE_MODEL, which names a categorical model as a rule).",
   min_args = 1, max_args = 1,
   options = { { name = "--model", arg = "PATH|NAME", help = "groove model file or name (default gmd-4bar-humanize)" },
-    { name = "--output", short = "-o", arg = "OUT.mid|DIR", help = "the file (or folder) to write (required)" },
-    GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+    GEN_OPTIONS.out_file, GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
   run = function(opts, args, out)
     if not opts.output then usage_error("humanize: -o OUT.mid is required") end
     local m = gen_model { model = opts.model or "gmd-4bar-humanize" }
@@ -805,9 +813,7 @@ M.register {
     local ws, qpm = input_windows(args[1], opts, true)
     local w = choose_window(args[1], ws, opts.bar, out, true)
     local p = m:humanize(window_pattern(w, qpm), { qpm = qpm })
-    local item = { pattern = p, index = 1, inputs = { source(args[1], w) } }
-    if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
-    write_outputs(opts, out, m, "humanize", 0, 0, { item })
+    write_one(opts, out, m, "humanize", 0, 0, p, args[1], w)
     return 0
   end,
 }
@@ -822,9 +828,8 @@ M.register {
     "input's tempo. --drum-channel N reads only that channel.",
   min_args = 1, max_args = 1,
   options = { { name = "--model", arg = "PATH|NAME", help = "tap model file or name (default gmd-4bar-tap)" },
-    { name = "--output", short = "-o", arg = "OUT.mid|DIR", help = "the file (or folder) to write (required)" },
-    GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet,
-    { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" } },
+    GEN_OPTIONS.out_file, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.bar, GEN_OPTIONS.kit,
+    GEN_OPTIONS.force, GEN_OPTIONS.quiet, { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" } },
   run = function(opts, args, out)
     if not opts.output then usage_error("tap: -o OUT.mid is required") end
     local spec = opts.model or "gmd-4bar-tap"
@@ -843,9 +848,7 @@ M.register {
     local t = opts.temperature or 0
     local seed = t > 0 and pick_seed(opts, out) or (opts.seed or 0)
     local p = m:tap(window_pattern(w, qpm), { temperature = t, seed = seed, qpm = qpm })
-    local item = { pattern = p, index = 1, inputs = { source(args[1], w) } }
-    if opts.output:lower():match("%.midi?$") then item.stem = opts.output:gsub("%.[mM][iI][dD][iI]?$", "") end
-    write_outputs(opts, out, m, "tap", seed, t, { item })
+    write_one(opts, out, m, "tap", seed, t, p, args[1], w)
     return 0
   end,
 }

@@ -285,7 +285,7 @@ function Model:tap(patterns, o)
     error("tap needs a tap model (mode \"tap\"; train one with musicvae train --config tap)", 2)
   end
   local list, single = as_list(patterns)
-  local mu = self.vae:encode(self:groove_input(self:groove_tensor(list)))
+  local mu = self:encode(list)
   local out = self:decode(mu, { temperature = o.temperature or 0, seed = o.seed or 0,
     qpm = o.qpm or P.new(list[1]).qpm })
   return single and out[1] or out, mu
