@@ -249,33 +249,36 @@ __attribute__((target("avx512f"))) static void kern_avx512(const kmat *W, int f1
   }
 }
 
+/* A whole 128-column block per row: 16 accumulators. (Two passes of 64 columns, 8 accumulators,
+ * ran at half the speed on Zen 3: each pass reads every other pair of cache lines.) */
 __attribute__((target("avx2,fma,f16c"))) static void kern_avx2(const kmat *W, int f16, int b, int N, const float *x,
                                                                 size_t xs, float *y, size_t ys) {
   int K = W->K;
+  const float *w32 = (const float *)W->w + (size_t)b * K * CB;
+  const uint16_t *w16 = (const uint16_t *)W->w + (size_t)b * K * CB;
   for (int n = 0; n < N; n++) {
     const float *x0 = x + (size_t)n * xs;
-    for (int half = 0; half < 2; half++) { /* 64 columns at a time: 8 accumulators */
-      float *y0 = y + (size_t)n * ys + (size_t)b * CB + 64 * half;
-      const float *w32 = (const float *)W->w + (size_t)b * K * CB + 64 * half;
-      const uint16_t *w16 = (const uint16_t *)W->w + (size_t)b * K * CB + 64 * half;
-      __m256 a[8];
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(y0 + 8 * i);
+    float *y0 = y + (size_t)n * ys + (size_t)b * CB;
+    __m256 a[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) a[i] = _mm256_loadu_ps(y0 + 8 * i);
+    if (f16) {
       for (int k = 0; k < K; k++) {
         __m256 s0 = _mm256_set1_ps(x0[k]);
-        if (f16) {
-#pragma GCC unroll 8
-          for (int i = 0; i < 8; i++)
-            a[i] = _mm256_fmadd_ps(
-                s0, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(w16 + (size_t)k * CB + 8 * i))), a[i]);
-        } else {
-#pragma GCC unroll 8
-          for (int i = 0; i < 8; i++) a[i] = _mm256_fmadd_ps(s0, _mm256_load_ps(w32 + (size_t)k * CB + 8 * i), a[i]);
-        }
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+          a[i] = _mm256_fmadd_ps(s0, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(w16 + (size_t)k * CB + 8 * i))),
+                                 a[i]);
       }
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; i++) _mm256_storeu_ps(y0 + 8 * i, a[i]);
+    } else {
+      for (int k = 0; k < K; k++) {
+        __m256 s0 = _mm256_set1_ps(x0[k]);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) a[i] = _mm256_fmadd_ps(s0, _mm256_load_ps(w32 + (size_t)k * CB + 8 * i), a[i]);
+      }
     }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) _mm256_storeu_ps(y0 + 8 * i, a[i]);
   }
 }
 #endif
