@@ -82,6 +82,18 @@ describe("incremental generation", function()
     assert.is_true(g1:done())
   end)
 
+  it("a generator made right after the parameters change decodes with the new ones, conductor included", function()
+    local mm = mv.Model.new({ enc = { 16 }, cond = { 12 }, dec = { 16 }, z = 8 }, 5)
+    local before = mm:sample { n = 1, seed = 2, temperature = 0.5 }[1].labels -- packs the decoder
+    -- the conductor's initial state (it runs when the generator is made), changed through a view
+    mm:params()["decoder/hierarchical_level_0/initial_state/kernel"]:fill(0.5)
+    local g = mm:generator { seed = 2, temperature = 0.5 }
+    g:step(64)
+    local after = mm:sample { n = 1, seed = 2, temperature = 0.5 }[1].labels
+    assert.are_not.same(before, after) -- the change matters
+    assert.same(after, g:pattern().labels)
+  end)
+
   it("closing the model stops its generators with a clear error", function()
     local mm = mv.Model.new({ enc = { 8 }, cond = { 6 }, dec = { 8 }, z = 4 }, 1)
     local g = mm:generator { seed = 1 }

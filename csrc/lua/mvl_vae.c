@@ -586,7 +586,11 @@ static int m_generator(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1); /* keeps the model alive */
   mv_err err;
-  if (mv_vae_gen_new(&g->g, u->m, z->t.data, temp, r, &err)) return mvl_raise(L, &err);
+  enter(L, &u->busy);
+  sync_params(u); /* before the conductor and the packing: else the first step re-packs (tens of ms) */
+  int rc = mv_vae_gen_new(&g->g, u->m, z->t.data, temp, r, &err);
+  leave(&u->busy);
+  if (rc) return mvl_raise(L, &err);
   return 1;
 }
 
