@@ -397,6 +397,23 @@ static inline __attribute__((always_inline)) void cell_row(int H, mv_real *restr
   }
 }
 
+/* The cell updates of N rows (elementwise, no FMA contraction: every vector width gives the
+ * same bits, so they are cloned per ISA; the library itself is built for baseline x86-64). */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define MV_CELL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MV_CELL_CLONES
+#endif
+MV_CELL_CLONES static void cells_fwd(int N, int H, mv_real *g, const mv_real *c_prev, mv_real *c, mv_real *h) {
+  int H4 = G4(H);
+  for (int n = 0; n < N; n++) {
+    mv_real *gn = g + (size_t)n * H4;
+    if (c_prev) cell_row(H, gn, c_prev + (size_t)n * H, c + (size_t)n * H, h + (size_t)n * H);
+    else cell_row(H, gn, NULL, c + (size_t)n * H, h + (size_t)n * H);
+  }
+}
+
 static void lstm_fwd_step(int N, int K, int H, const mv_real *W, const mv_real *b, const mv_real *xh, const mv_real *Wg,
                           const int32_t *lab, const mv_real *c_prev, mv_real *g, mv_real *c, mv_real *h) {
   int H4 = G4(H);
@@ -409,11 +426,7 @@ static void lstm_fwd_step(int N, int K, int H, const mv_real *W, const mv_real *
         mv_real *gn = g + (size_t)n * H4;
         for (int k = 0; k < H4; k++) gn[k] += row[k];
       }
-  for (int n = 0; n < N; n++) {
-    mv_real *gn = g + (size_t)n * H4;
-    if (c_prev) cell_row(H, gn, c_prev + (size_t)n * H, c + (size_t)n * H, h + (size_t)n * H);
-    else cell_row(H, gn, NULL, c + (size_t)n * H, h + (size_t)n * H);
-  }
+  cells_fwd(N, H, g, c_prev, c, h);
 }
 
 /* One row of lstm_bwd_step, inlined with and without c_prev like cell_row. */
@@ -435,7 +448,7 @@ static inline __attribute__((always_inline)) void bwd_row(int H, const mv_real *
 
 /* dh: total gradient on h_t; dc: in = gradient on c_t from the later step,
  * out = gradient on c_{t-1}. dG: gradient on the pre-activations. */
-static void lstm_bwd_step(int N, int H, const mv_real *g, const mv_real *c, const mv_real *c_prev, const mv_real *dh,
+MV_CELL_CLONES static void lstm_bwd_step(int N, int H, const mv_real *g, const mv_real *c, const mv_real *c_prev, const mv_real *dh,
                           mv_real *dc, mv_real *dG) {
   int H4 = G4(H);
   for (int n = 0; n < N; n++) {
@@ -478,24 +491,36 @@ static bwd_scratch scratch_of(mv_vae_ws *w, int second) {
   return s;
 }
 
-static void layer_bwd(bwd_scratch sc, int T, int N, int xin, int H, const mv_real *W, mv_real *dW, mv_real *db,
-                      const mv_real *xh, const mv_real *g, const mv_real *c, const mv_real *c0, const mv_real *dh, mv_real *dx,
-                      mv_real *dh0, mv_real *dc0, int reverse, const int32_t *lab, mv_real *dWg) {
-  int K = xin + H, H4 = G4(H);
-  mv_real *dG = sc.dG, *dhrec = sc.dhrec, *dc = sc.dcar, *dht = sc.tmp;
-  memset(dhrec, 0, sizeof(mv_real) * (size_t)N * H);
-  memset(dc, 0, sizeof(mv_real) * (size_t)N * H);
+/* The recurrence of layer_bwd for rows n0 .. n1-1 of N: dG (the gradients on the
+ * pre-activations) for every step, dh0/dc0 (if given) on the initial state. Rows are
+ * independent: two row ranges may run side by side on the same scratch. */
+static void layer_bwd_rows(bwd_scratch sc, int T, int N, int n0, int n1, int xin, int H, const mv_real *W, const mv_real *g,
+                           const mv_real *c, const mv_real *c0, const mv_real *dh, mv_real *dh0, mv_real *dc0,
+                           int reverse) {
+  int H4 = G4(H), R = n1 - n0;
+  size_t rh = (size_t)R * H;
+  mv_real *dhrec = sc.dhrec + (size_t)n0 * H, *dc = sc.dcar + (size_t)n0 * H, *dht = sc.tmp + (size_t)n0 * H;
+  memset(dhrec, 0, sizeof(mv_real) * rh);
+  memset(dc, 0, sizeof(mv_real) * rh);
   for (int s = T - 1; s >= 0; s--) {
     int t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
-    const mv_real *cp = s ? c + (size_t)tp * N * H : c0;
-    const mv_real *dh_t = dh + (size_t)t * N * H;
-    for (size_t k = 0; k < (size_t)N * H; k++) dht[k] = dh_t[k] + dhrec[k];
-    mv_real *dGt = dG + (size_t)t * N * H4;
-    lstm_bwd_step(N, H, g + (size_t)t * N * H4, c + (size_t)t * N * H, cp, dht, dc, dGt);
-    GEMM(0, 1, N, H, H4, 1.0f, dGt, H4, W + (size_t)xin * H4, H4, 0.0f, dhrec, H);
+    size_t r0 = (size_t)t * N + n0;
+    const mv_real *cp = s ? c + ((size_t)tp * N + n0) * H : c0 ? c0 + (size_t)n0 * H : NULL;
+    const mv_real *dh_t = dh + r0 * H;
+    for (size_t k = 0; k < rh; k++) dht[k] = dh_t[k] + dhrec[k];
+    mv_real *dGt = sc.dG + r0 * H4;
+    lstm_bwd_step(R, H, g + r0 * H4, c + r0 * H, cp, dht, dc, dGt);
+    GEMM(0, 1, R, H, H4, 1.0f, dGt, H4, W + (size_t)xin * H4, H4, 0.0f, dhrec, H);
   }
-  if (dh0) memcpy(dh0, dhrec, sizeof(mv_real) * (size_t)N * H);
-  if (dc0) memcpy(dc0, dc, sizeof(mv_real) * (size_t)N * H);
+  if (dh0) memcpy(dh0 + (size_t)n0 * H, dhrec, sizeof(mv_real) * rh);
+  if (dc0) memcpy(dc0 + (size_t)n0 * H, dc, sizeof(mv_real) * rh);
+}
+
+/* The rest of layer_bwd, over all rows at once: dW, db, the gather rows, dx. */
+static void layer_bwd_weights(bwd_scratch sc, int T, int N, int xin, int H, const mv_real *W, mv_real *dW, mv_real *db,
+                              const mv_real *xh, mv_real *dx, const int32_t *lab, mv_real *dWg) {
+  int K = xin + H, H4 = G4(H);
+  const mv_real *dG = sc.dG;
   int64_t R = (int64_t)T * N;
   GEMM(1, 0, K, H4, R, 1.0f, xh, K, dG, H4, 1.0f, dW, H4);
   for (int64_t r = 0; r < R; r++) {
@@ -510,6 +535,13 @@ static void layer_bwd(bwd_scratch sc, int T, int N, int xin, int H, const mv_rea
         for (int k = 0; k < H4; k++) row[k] += d[k];
       }
   if (dx && xin > 0) GEMM(0, 1, R, xin, H4, 1.0f, dG, H4, W, H4, 0.0f, dx, xin);
+}
+
+static void layer_bwd(bwd_scratch sc, int T, int N, int xin, int H, const mv_real *W, mv_real *dW, mv_real *db,
+                      const mv_real *xh, const mv_real *g, const mv_real *c, const mv_real *c0, const mv_real *dh, mv_real *dx,
+                      mv_real *dh0, mv_real *dc0, int reverse, const int32_t *lab, mv_real *dWg) {
+  layer_bwd_rows(sc, T, N, 0, N, xin, H, W, g, c, c0, dh, dh0, dc0, reverse);
+  layer_bwd_weights(sc, T, N, xin, H, W, dW, db, xh, dx, lab, dWg);
 }
 
 /* out[r] = x[r] @ W + b for R rows */
@@ -869,53 +901,58 @@ static int argmax_row(const mv_real *x, int V) {
  * emb [N, E] and initial state from S (already tanh'd) when t0 == 0; fills
  * w->logits/probs. lab[t][n] must be set for t before its step runs; with
  * next_label != NULL it is called after each step to choose lab[t+1]. */
-typedef void (*next_label_fn)(void *ctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next);
+typedef void (*next_label_fn)(void *ctx, int t, int N, int n0, int n1, const mv_real *logits, const mv_real *probs,
+                              int32_t *lab_next);
 
-/* One decoder time step t over N rows: the stack, then logits and
+/* One decoder time step t over rows n0 .. n1-1 of N: the stack, then logits and
  * softmax(logits / temperature) for that step. Step 0 starts from the state S
- * (already tanh'd); later steps from step t - 1. lab[t] must be set. */
-static void decoder_step(mv_vae *m, mv_vae_ws *w, int N, int t, const mv_real *emb, const mv_real *S,
+ * (already tanh'd); later steps from step t - 1. lab[t] must be set. Rows are
+ * independent: two row ranges may run side by side (each writes only its own part of
+ * h0buf [N, maxH] and c0buf [layers, N, maxH]). */
+static void decoder_step(mv_vae *m, mv_vae_ws *w, int N, int n0, int n1, int t, const mv_real *emb, const mv_real *S,
                          mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
   const mv_vae_config *c = &m->cfg;
-  int V = c->vocab, E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers);
+  int V = c->vocab, E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers), R = n1 - n0, maxH = 0;
+  for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
+  size_t r0 = (size_t)t * N + n0; /* this step's first row */
   for (int l = 0; l < c->dec_layers; l++) {
     int H = c->dec[l], xin = l == 0 ? E : c->dec[l - 1], K = xin + H;
-    mv_real *xh = w->d_xh[l] + (size_t)t * N * K;
+    mv_real *xh = w->d_xh[l] + r0 * K;
     const mv_real *hp, *cp;
     if (t == 0) {
-      hp = split_state((mv_real *)S, c->dec, l, N, ds, 1, h0buf);
-      cp = split_state((mv_real *)S, c->dec, l, N, ds, 0, c0buf + (size_t)l * N * H);
+      /* this range's own part of the buffers (rows maxH apart, layers N * maxH apart) */
+      hp = split_state((mv_real *)S + (size_t)n0 * ds, c->dec, l, R, ds, 1, h0buf + (size_t)n0 * maxH);
+      cp = split_state((mv_real *)S + (size_t)n0 * ds, c->dec, l, R, ds, 0, c0buf + ((size_t)l * N + n0) * maxH);
     } else {
-      hp = w->d_h[l] + (size_t)(t - 1) * N * H;
-      cp = w->d_c[l] + (size_t)(t - 1) * N * H;
+      hp = w->d_h[l] + (r0 - N) * H;
+      cp = w->d_c[l] + (r0 - N) * H;
     }
-    for (int n = 0; n < N; n++) {
+    for (int n = 0; n < R; n++) {
       mv_real *x = xh + (size_t)n * K;
-      if (l == 0) memcpy(x, emb + (size_t)n * E, sizeof(mv_real) * (size_t)E);
-      else memcpy(x, w->d_h[l - 1] + ((size_t)t * N + n) * xin, sizeof(mv_real) * (size_t)xin);
+      if (l == 0) memcpy(x, emb + (size_t)(n0 + n) * E, sizeof(mv_real) * (size_t)E);
+      else memcpy(x, w->d_h[l - 1] + (r0 + n) * xin, sizeof(mv_real) * (size_t)xin);
       memcpy(x + xin, hp + (size_t)n * H, sizeof(mv_real) * (size_t)H);
     }
     const mv_real *W = PW(m, m->dec[l].kernel);
-    lstm_fwd_step(N, K, H, l == 0 ? W + (size_t)V * G4(H) : W, PW(m, m->dec[l].bias), xh, l == 0 ? W : NULL,
-                  l == 0 ? w->lab + (size_t)t * N : NULL, cp, w->d_g[l] + (size_t)t * N * G4(H),
-                  w->d_c[l] + (size_t)t * N * H, w->d_h[l] + (size_t)t * N * H);
+    lstm_fwd_step(R, K, H, l == 0 ? W + (size_t)V * G4(H) : W, PW(m, m->dec[l].bias), xh, l == 0 ? W : NULL,
+                  l == 0 ? w->lab + r0 : NULL, cp, w->d_g[l] + r0 * G4(H), w->d_c[l] + r0 * H, w->d_h[l] + r0 * H);
   }
   int Ht = c->dec[c->dec_layers - 1];
-  mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
-  dense_fwd(N, Ht, V, w->d_h[c->dec_layers - 1] + (size_t)t * N * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
-  for (int n = 0; n < N; n++)
+  mv_real *lg = w->logits + r0 * V, *pr = w->probs + r0 * V;
+  dense_fwd(R, Ht, V, w->d_h[c->dec_layers - 1] + r0 * Ht, PW(m, m->out.kernel), PW(m, m->out.bias), lg);
+  for (int n = 0; n < R; n++)
     softmax_row(lg + (size_t)n * V, V, pr + (size_t)n * V, temperature > 0 ? temperature : 1.0f);
 }
 
-/* Runs the decoder for steps 0..T-1 over N rows; after each step, next()
- * chooses the following input (lab[t + 1]). */
-static void decoder_run(mv_vae *m, mv_vae_ws *w, int N, int T, const mv_real *emb, const mv_real *S, next_label_fn next,
-                        void *ctx, mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
+/* Runs the decoder for steps 0..T-1 over rows n0 .. n1-1 of N; after each
+ * step, next() chooses those rows' following inputs (lab[t + 1]). */
+static void decoder_run(mv_vae *m, mv_vae_ws *w, int N, int n0, int n1, int T, const mv_real *emb, const mv_real *S,
+                        next_label_fn next, void *ctx, mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
   int V = m->cfg.vocab;
   for (int t = 0; t < T; t++) {
-    decoder_step(m, w, N, t, emb, S, temperature, h0buf, c0buf);
+    decoder_step(m, w, N, n0, n1, t, emb, S, temperature, h0buf, c0buf);
     const mv_real *lg = w->logits + (size_t)t * N * V, *pr = w->probs + (size_t)t * N * V;
-    if (next) next(ctx, t, N, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * N : NULL);
+    if (next) next(ctx, t, N, n0, n1, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * N : NULL);
   }
 }
 
@@ -923,26 +960,66 @@ typedef struct {
   const mv_vae_train_opts *o;
   const int32_t *target; /* [T, N] */
   int B, U, T, V;
-  int64_t sampled;
+  int64_t sampled[2]; /* per half */
 } train_ctx;
 
 /* Scheduled sampling (magenta's ScheduledOutputTrainingHelper, per bar): with
  * probability p the next input is drawn from softmax(logits) (T = 1). */
-static void train_next(void *vctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next) {
+static void train_next(void *vctx, int t, int N, int n0, int n1, const mv_real *logits, const mv_real *probs,
+                       int32_t *lab_next) {
   train_ctx *x = vctx;
   (void)logits;
   if (!lab_next) return;
-  for (int n = 0; n < N; n++) {
+  int64_t *sampled = &x->sampled[n0 > 0];
+  for (int n = n0; n < n1; n++) {
     int u = n / x->B, b = n % x->B;
     size_t ci = ((size_t)b * x->U + u) * x->T + (t + 1);
     int32_t truth = x->target[(size_t)t * N + n];
     if (x->o->p_sample > 0 && x->o->coins && x->o->coins[ci] < x->o->p_sample) {
       lab_next[n] = draw_from(probs + (size_t)n * x->V, x->V, x->o->draws ? x->o->draws[ci] : 0.5);
-      x->sampled++;
+      (*sampled)++;
     } else {
       lab_next[n] = truth;
     }
   }
+}
+
+/* initial-state scratch, from the workspace */
+typedef struct {
+  mv_real *h0, *c0, *dh0, *dc0;
+} state_bufs;
+
+/* The teacher-forced decoder of a training forward in two halves of its rows (bars x batch):
+ * rows are independent, so the halves run side by side with no joins inside the 16 steps. */
+typedef struct {
+  mv_vae *m;
+  mv_vae_ws *w;
+  int N, T;
+  const mv_real *emb;
+  train_ctx *ctx;
+  const state_bufs *sb;
+} dec_half_job;
+
+static void dec_half(void *vctx, int d) {
+  dec_half_job *j = vctx;
+  int half = j->N / 2;
+  decoder_run(j->m, j->w, j->N, d ? half : 0, d ? j->N : half, j->T, j->emb, j->w->dS, train_next, j->ctx, 1.0f,
+              j->sb->h0, j->sb->c0);
+}
+
+/* The decoder's backward recurrence in the same two halves of its rows. */
+typedef struct {
+  bwd_scratch sc;
+  int T, N, xin, H;
+  const mv_real *W, *g, *c, *c0, *dh;
+  mv_real *dh0, *dc0;
+} dec_bwd_job;
+
+static void dec_bwd_half(void *vctx, int d) {
+  dec_bwd_job *j = vctx;
+  int half = j->N / 2;
+  layer_bwd_rows(j->sc, j->T, j->N, d ? half : 0, d ? j->N : half, j->xin, j->H, j->W, j->g, j->c, j->c0, j->dh, j->dh0,
+                 j->dc0, 0);
 }
 
 static void decoder_init_state(mv_vae *m, mv_vae_ws *w, int N, const mv_real *emb) {
@@ -952,10 +1029,6 @@ static void decoder_init_state(mv_vae *m, mv_vae_ws *w, int N, const mv_real *em
   for (size_t k = 0; k < (size_t)N * ds; k++) w->dS[k] = TANH(w->dS[k]);
 }
 
-/* initial-state scratch, from the workspace */
-typedef struct {
-  mv_real *h0, *c0, *dh0, *dc0;
-} state_bufs;
 
 static void state_bufs_of(state_bufs *s, mv_vae_ws *w) {
   s->h0 = w->s_h0;
@@ -1043,8 +1116,9 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
       }
   for (int u = 0; u < U; u++)
     for (int b = 0; b < B; b++) w->lab[u * B + b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
-  train_ctx ctx = {o, w->target, B, U, T, V, 0};
-  decoder_run(m, w, N, T, emb, w->dS, train_next, &ctx, 1.0f, sb.h0, sb.c0);
+  train_ctx ctx = {o, w->target, B, U, T, V, {0, 0}};
+  dec_half_job dj = {m, w, N, T, emb, &ctx, &sb};
+  side_by_side(dec_half, &dj);
   /* losses */
   int64_t correct = 0;
   for (int b = 0; b < B; b++) w->rloss[b] = 0;
@@ -1063,7 +1137,8 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
       rsum += -lp;
       if (argmax_row(lg, V) == tg) correct++;
     }
-  fill_stats(w, o, rsum, (double)correct / ((double)B * L), ctx.sampled, st, recon_per_seq, kl_per_seq);
+  fill_stats(w, o, rsum, (double)correct / ((double)B * L), ctx.sampled[0] + ctx.sampled[1], st, recon_per_seq,
+             kl_per_seq);
   if (!o->backward) return MV_OK;
 
   /* ---- backward ---- */
@@ -1086,9 +1161,11 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
     const mv_real *W = PW(m, m->dec[l].kernel);
     mv_real *dW = GW(m, m->dec[l].kernel);
     split_state(w->dS, c->dec, l, N, ds, 0, sb.c0);
-    layer_bwd(scratch_of(w, 0), T, N, xin, H, l == 0 ? W + (size_t)V * G4(H) : W, l == 0 ? dW + (size_t)V * G4(H) : dW,
-              GW(m, m->dec[l].bias), w->d_xh[l], w->d_g[l], w->d_c[l], sb.c0, w->d_dh[l], w->dx, sb.dh0, sb.dc0, 0,
-              l == 0 ? w->lab : NULL, l == 0 ? dW : NULL);
+    const mv_real *Wl = l == 0 ? W + (size_t)V * G4(H) : W;
+    dec_bwd_job bj = {scratch_of(w, 0), T, N, xin, H, Wl, w->d_g[l], w->d_c[l], sb.c0, w->d_dh[l], sb.dh0, sb.dc0};
+    side_by_side(dec_bwd_half, &bj);
+    layer_bwd_weights(bj.sc, T, N, xin, H, Wl, l == 0 ? dW + (size_t)V * G4(H) : dW, GW(m, m->dec[l].bias), w->d_xh[l],
+                      w->dx, l == 0 ? w->lab : NULL, l == 0 ? dW : NULL);
     if (l > 0) {
       memcpy(w->d_dh[l - 1], w->dx, sizeof(mv_real) * (size_t)R * xin);
     } else {
@@ -1242,9 +1319,11 @@ typedef struct {
 
 /* Chooses step t's output (argmax, or a draw from softmax(logits / T) on the
  * sequence's own stream) and feeds it to step t + 1. */
-static void decode_next(void *vctx, int t, int N, const mv_real *logits, const mv_real *probs, int32_t *lab_next) {
+static void decode_next(void *vctx, int t, int N, int n0, int n1, const mv_real *logits, const mv_real *probs,
+                        int32_t *lab_next) {
   decode_ctx *x = vctx;
-  for (int n = 0; n < N; n++) {
+  (void)N;
+  for (int n = n0; n < n1; n++) {
     int k = x->temperature > 0 ? draw_from(probs + (size_t)n * x->V, x->V, mv_rng_uniform(&x->rngs[n]))
                                : argmax_row(logits + (size_t)n * x->V, x->V);
     x->out[(size_t)n * x->L + x->u * x->T + t] = k;
@@ -1279,7 +1358,7 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
     for (int t = 0; t < T; t++) {
       infer_step(m, w, B, t, temperature, NULL);
       const mv_real *lg = w->logits + (size_t)t * B * c->vocab, *pr = w->probs + (size_t)t * B * c->vocab;
-      decode_next(&ctx, t, B, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * B : NULL);
+      decode_next(&ctx, t, B, 0, B, lg, pr, t + 1 < T ? w->lab + (size_t)(t + 1) * B : NULL);
     }
   }
   return MV_OK;
@@ -1292,7 +1371,7 @@ int mv_vae_decode(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature
     /* the previous bar's last output carries over (zeros before the first) */
     for (int b = 0; b < B; b++) w->lab[b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
     ctx.u = u;
-    decoder_run(m, w, B, T, emb, w->dS, decode_next, &ctx, temperature, sb.h0, sb.c0);
+    decoder_run(m, w, B, 0, B, T, emb, w->dS, decode_next, &ctx, temperature, sb.h0, sb.c0);
   }
   return MV_OK;
 }
@@ -1376,7 +1455,7 @@ int mv_vae_gen_step(mv_vae_gen *g, int n) {
 #ifndef MV_VAE_DOUBLE
     infer_step(g->m, w, 1, t, g->temperature, NULL);
 #else
-    decoder_step(g->m, w, 1, t, emb, w->dS, g->temperature, sb.h0, sb.c0);
+    decoder_step(g->m, w, 1, 0, 1, t, emb, w->dS, g->temperature, sb.h0, sb.c0);
 #endif
     const mv_real *lg = w->logits + (size_t)t * V, *pr = w->probs + (size_t)t * V;
     g->labels[g->pos] =
@@ -1615,28 +1694,69 @@ int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temp
 }
 
 /* ---- Adam -------------------------------------------------------------------------------- */
+/* Adam over the parameters in two halves, side by side when two threads are allowed: the sums of
+ * squares of the two halves (added in that order whatever the thread count), then the update,
+ * elementwise (the same bits either way). */
+typedef struct {
+  mv_vae *m;
+  const mv_adam_opts *o;
+  int zero;
+  mv_real scale, lr_t;
+  double ss[2];
+} adam_job;
+
+static void half_range(int64_t n, int part, int64_t *k0, int64_t *k1) {
+  *k0 = part ? n / 2 : 0;
+  *k1 = part ? n : n / 2;
+}
+
+static void adam_sumsq(void *vctx, int part) {
+  adam_job *j = vctx;
+  int64_t k0, k1;
+  half_range(j->m->nfloats, part, &k0, &k1);
+  const mv_real *g = j->m->grads;
+  double ss = 0;
+  for (int64_t k = k0; k < k1; k++) ss += (double)g[k] * g[k];
+  j->ss[part] = ss;
+}
+
+MV_CELL_CLONES static void adam_update(mv_real *restrict p, mv_real *restrict am, mv_real *restrict av,
+                                       const mv_real *restrict grads, int64_t k0, int64_t k1, int zero, mv_real scale,
+                                       mv_real lr_t, mv_real beta1, mv_real beta2, mv_real eps) {
+  for (int64_t k = k0; k < k1; k++) {
+    mv_real g = zero ? 0.0f : grads[k] * scale; /* 0 * NaN would be NaN */
+    am[k] = beta1 * am[k] + (1.0f - beta1) * g;
+    av[k] = beta2 * av[k] + (1.0f - beta2) * g * g;
+    p[k] -= lr_t * am[k] / (SQRT(av[k]) + eps);
+  }
+}
+
+static void adam_part(void *vctx, int part) {
+  adam_job *j = vctx;
+  mv_vae *m = j->m;
+  int64_t k0, k1;
+  half_range(m->nfloats, part, &k0, &k1);
+  adam_update(m->params, m->adam_m, m->adam_v, m->grads, k0, k1, j->zero, j->scale, j->lr_t, j->o->beta1, j->o->beta2,
+              j->o->eps);
+}
+
 int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err) {
   if (!m->adam_m) {
     m->adam_m = calloc((size_t)m->nfloats, sizeof(mv_real));
     m->adam_v = calloc((size_t)m->nfloats, sizeof(mv_real));
     if (!m->adam_m || !m->adam_v) return mv_seterr(err, MV_ENOMEM, "out of memory for Adam moments");
   }
-  double ss = 0;
-  for (int64_t k = 0; k < m->nfloats; k++) ss += (double)m->grads[k] * m->grads[k];
-  double norm = sqrt(ss);
-  int zero = !isfinite(norm) || norm >= o->zero_above;
-  mv_real scale = zero ? 0.0f : (norm > o->clip_norm ? (mv_real)(o->clip_norm / norm) : 1.0f);
+  adam_job j = {m, o, 0, 0.0f, 0.0f, {0, 0}};
+  side_by_side(adam_sumsq, &j);
+  double norm = sqrt(j.ss[0] + j.ss[1]);
+  j.zero = !isfinite(norm) || norm >= o->zero_above;
+  j.scale = j.zero ? 0.0f : (norm > o->clip_norm ? (mv_real)(o->clip_norm / norm) : 1.0f);
   m->adam_t++;
   m->version++;
   double b1t = pow(o->beta1, (double)m->adam_t), b2t = pow(o->beta2, (double)m->adam_t);
-  mv_real lr_t = (mv_real)(o->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
-  for (int64_t k = 0; k < m->nfloats; k++) {
-    mv_real g = zero ? 0.0f : m->grads[k] * scale; /* 0 * NaN would be NaN */
-    m->adam_m[k] = o->beta1 * m->adam_m[k] + (1.0f - o->beta1) * g;
-    m->adam_v[k] = o->beta2 * m->adam_v[k] + (1.0f - o->beta2) * g * g;
-    m->params[k] -= lr_t * m->adam_m[k] / (SQRT(m->adam_v[k]) + o->eps);
-  }
+  j.lr_t = (mv_real)(o->lr * sqrt(1.0 - b2t) / (1.0 - b1t));
+  side_by_side(adam_part, &j);
   if (grad_norm) *grad_norm = norm;
-  if (skipped) *skipped = zero;
+  if (skipped) *skipped = j.zero;
   return MV_OK;
 }
