@@ -227,6 +227,10 @@ int mv_st_writer_save(mv_st_writer *w, const char *path, mv_err *err);
 
 /* SHA-256 of a buffer. */
 void mv_sha256(const void *data, size_t n, unsigned char out[32]);
+/* "sha-ni" (the x86 SHA extensions, when the CPU has them) or "portable"; the test hook
+ * mv_sha256_use chooses one (MV_EINVAL when this CPU cannot). MUSICVAE_ISA=portable forces it. */
+const char *mv_sha256_impl(void);
+int mv_sha256_use(const char *name);
 
 /* Reads a whole regular file (at most max_size bytes) into a malloc'd buffer. */
 int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t *len, mv_err *err);
