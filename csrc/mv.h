@@ -168,6 +168,10 @@ uint16_t mv_f32_to_f16(float f);  /* round to nearest even; NaN stays NaN */
 float mv_f16_to_f32(uint16_t h);
 uint16_t mv_f32_to_bf16(float f); /* round to nearest even */
 float mv_bf16_to_f32(uint16_t h);
+/* n halves stored little-endian at src (any alignment) to floats; F16C when the CPU has it. */
+void mv_f16_to_f32_n(const void *src, float *out, size_t n);
+/* 1 when every value is exactly an f16 value (a NaN is not). */
+int mv_all_f16(const float *w, size_t n);
 
 /* ---- safetensors ----------------------------------------------------------- */
 /* The format: an 8-byte little-endian header length N, N bytes of JSON

@@ -3,6 +3,11 @@
 
 #include <string.h>
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+#define MV_HALF_X86 1
+#endif
+
 static uint32_t f2u(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
@@ -60,3 +65,58 @@ uint16_t mv_f32_to_bf16(float f) {
 }
 
 float mv_bf16_to_f32(uint16_t h) { return u2f((uint32_t)h << 16); }
+
+/* ---- whole arrays (model loading, weight packing) ---------------------------------- */
+#ifdef MV_HALF_X86
+static int have_f16c(void) {
+  static int have = -1;
+  int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+  if (h < 0) {
+    __builtin_cpu_init();
+    h = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+  }
+  return h;
+}
+
+/* vcvtph2ps is exact for every half (a signalling NaN comes back quiet, as it would from any
+ * arithmetic); vcvtps2ph rounds to nearest even and overflows to infinity, as mv_f32_to_f16. */
+__attribute__((target("avx,f16c"))) static size_t f16_to_f32_f16c(const void *src, float *out, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const char *)src + 2 * i))));
+  return i;
+}
+
+__attribute__((target("avx,f16c"))) static size_t count_f16_f16c(const float *w, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(w + i);
+    __m256 y = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+    if (_mm256_movemask_ps(_mm256_cmp_ps(x, y, _CMP_NEQ_UQ))) return i; /* NaN or inexact */
+  }
+  return i;
+}
+#endif
+
+void mv_f16_to_f32_n(const void *src, float *out, size_t n) {
+  size_t i = 0;
+#if defined(MV_HALF_X86) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (have_f16c()) i = f16_to_f32_f16c(src, out, n);
+#endif
+  const unsigned char *p = src;
+  for (; i < n; i++) out[i] = mv_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+}
+
+int mv_all_f16(const float *w, size_t n) {
+  size_t i = 0;
+#ifdef MV_HALF_X86
+  if (have_f16c()) {
+    i = count_f16_f16c(w, n);
+    if (i + 8 <= n) return 0;
+  }
+#endif
+  for (; i < n; i++)
+    if (mv_f16_to_f32(mv_f32_to_f16(w[i])) != w[i]) return 0;
+  return 1;
+}

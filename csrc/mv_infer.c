@@ -52,11 +52,7 @@ static int plain_col(int p, int M) { return p < M ? p : -1; }
 
 static int ALLOW_F16 = 1; /* mv_infer_allow_f16 */
 
-static int fits_f16(const float *w, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (mv_f16_to_f32(mv_f32_to_f16(w[i])) != w[i]) return 0;
-  return 1;
-}
+static int fits_f16(const float *w, size_t n) { return mv_all_f16(w, n); }
 
 static void put(void *dst, size_t i, float v, int f16) {
   if (f16) ((uint16_t *)dst)[i] = mv_f32_to_f16(v);

@@ -492,7 +492,7 @@ int mv_st_entry_to_f32(const mv_st_entry *e, float *out, mv_err *err) {
   switch (e->dtype) {
   case MV_DT_F32: memcpy(out, p, (size_t)n * 4); return MV_OK;
   case MV_DT_F16:
-    for (int64_t i = 0; i < n; i++) out[i] = mv_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    mv_f16_to_f32_n(p, out, (size_t)n);
     return MV_OK;
   case MV_DT_BF16:
     for (int64_t i = 0; i < n; i++) out[i] = mv_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
