@@ -175,6 +175,16 @@ static void blas_load(void) {
         snprintf(B.info.how, sizeof B.info.how, "no AVX2 on this CPU: OpenBLAS's own detection");
       }
     }
+    /* 3. Idle OpenBLAS threads spin (sched_yield) for 2^28 cycles after a threaded GEMM, about
+     * 0.1 s: long enough to starve musicvae's own worker thread on a 2-core machine (a first
+     * decode soon after loading took 145 ms instead of 30). 2^16 cycles keeps back-to-back GEMMs
+     * hot. Read by OpenBLAS when it loads; the user's own setting wins. */
+    const char *user_timeout = getenv("OPENBLAS_THREAD_TIMEOUT");
+    int set_timeout = !(user_timeout && *user_timeout), was_empty = user_timeout != NULL;
+    if (set_timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "16", 1);
+    size_t hl = strlen(B.info.how);
+    snprintf(B.info.how + hl, sizeof B.info.how - hl, "; OPENBLAS_THREAD_TIMEOUT=%s%s",
+             set_timeout ? "16" : user_timeout, set_timeout ? "" : " set by the user");
     const char *names[] = {MV_OPENBLAS_PATH, "libopenblas.so.0", "libopenblas.so"};
     const char *lasterr = "not found";
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !h; i++) {
@@ -182,6 +192,10 @@ static void blas_load(void) {
       if (!h) lasterr = dlerror();
     }
     if (pick) unsetenv("OPENBLAS_CORETYPE");
+    if (set_timeout) { /* the environment as it was (unset, or set to "") */
+      if (was_empty) setenv("OPENBLAS_THREAD_TIMEOUT", "", 1);
+      else unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    }
     if (!h) {
       use_builtin("OpenBLAS could not be loaded");
       snprintf(B.info.library, sizeof B.info.library, "%s", lasterr ? lasterr : "not found");

@@ -45,6 +45,25 @@ describe("BLAS", function()
     assert.is_true(worst < 1e-3)
   end)
 
+  it("loads OpenBLAS with a short idle-thread timeout, leaves the environment as it was, lets the user's win",
+    function()
+      -- idle OpenBLAS threads would spin for 2^28 cycles and starve musicvae's own worker thread
+      local out, err, code = H.lua([[
+        local mv = require "musicvae"
+        io.write(mv.blas_info().how, "\n", tostring(os.getenv("OPENBLAS_THREAD_TIMEOUT")), "\n")
+      ]], { OPENBLAS_THREAD_TIMEOUT = "" })
+      assert.equal(0, code, err)
+      local how, env = out:match("^(.-)\n(.-)\n$")
+      if how:match("already loaded") then
+        pending("OpenBLAS was already in the process: " .. how)
+        return
+      end
+      assert.matches("OPENBLAS_THREAD_TIMEOUT=16", how, 1, true)
+      assert.equal("", env) -- set to "" before: "" after
+      local _, how2 = info_in_subprocess { OPENBLAS_THREAD_TIMEOUT = "20" }
+      assert.matches("OPENBLAS_THREAD_TIMEOUT=20 set by the user", how2, 1, true)
+    end)
+
   it("falls back to a correct built-in GEMM on request", function()
     local core, how, worst = info_in_subprocess { MUSICVAE_BLAS = "builtin" }
     assert.equal("builtin", core)
