@@ -232,6 +232,25 @@ describe("groove training and metrics", function()
     assert.matches("prepare %-%-groove", err)
   end)
 
+  it("note dropout in training draws from the run's seeded stream and resumes bit for bit", function()
+    local function cfg_of(nd)
+      local c = { groove = true, mode = "tap", input_depth = 27, vocab = 27, note_dropout = nd }
+      for k, v in pairs(micro) do c[k] = v end
+      return c
+    end
+    local one = assert(T.new { data = data, config = cfg_of(0.8), out = dir .. "/nd1", seed = 2 })
+    assert(one:run { steps = 20, val_every = 0 })
+    local t1 = assert(T.new { data = data, config = cfg_of(0.8), out = dir .. "/nd2", seed = 2 })
+    assert(t1:run { steps = 10, val_every = 0 })
+    local t2 = assert(T.new { data = data, out = dir .. "/nd2", resume = true })
+    assert.equal(0.8, t2.cfg.note_dropout)
+    assert(t2:run { steps = 10, val_every = 0 })
+    assert.equal(0, H.maxdiff(one.model.vae:flat("params"):totable(), t2.model.vae:flat("params"):totable()))
+    local off = assert(T.new { data = data, config = cfg_of(0), out = dir .. "/nd0", seed = 2 })
+    assert(off:run { steps = 20, val_every = 0 })
+    assert.is_true(H.maxdiff(one.model.vae:flat("params"):totable(), off.model.vae:flat("params"):totable()) > 0)
+  end)
+
   it("groove metrics match a direct computation over the hit cells", function()
     local m = mv.Model.new(mv.Model.config("humanize-tiny", { mean_velocity = 70 }), 6)
     local ds = assert(mv.data.load(data))
@@ -332,6 +351,54 @@ describe("groove training and metrics", function()
       assert.has_error(function() mv.Model.new(mv.Model.config("humanize-tiny"), 1):tap(p) end)
       m:close()
     end)
+
+    it("drop notes from the training input when note_dropout is set, soft notes first (magenta's augmentation)",
+      function()
+        local cfg = mv.Model.config("tap-tiny", { note_dropout = 0.8 })
+        local m = mv.Model.new(cfg, 1)
+        local pats = {}
+        for i = 1, 40 do pats[i] = groove_pattern(100 + i) end
+        local target = m:groove_tensor(pats)
+        -- without a random stream (encoding, evaluation) or with note_dropout 0: magenta's plain tapify
+        local plain = mv.Model.new(mv.Model.config("tap-tiny"), 1)
+        assert.same(plain:groove_input(target):totable(), m:groove_input(target):totable())
+        assert.same(plain:groove_input(target):totable(), plain:groove_input(target, mv.rng(5, "t")):totable())
+        -- with one: the same stream gives the same drops; hits only disappear; soft ones more often
+        local a = m:groove_input(target, mv.rng(5, "t"))
+        assert.same(a:totable(), m:groove_input(target, mv.rng(5, "t")):totable())
+        local g = mv.Model.new(mv.Model.config("groove-tiny", { note_dropout = 0.8 }), 1)
+        local x = g:groove_input(target, mv.rng(5, "t")):view(-1):totable()
+        local t = target:contiguous():view(-1):totable()
+        local kept, dropped = { soft = 0, loud = 0 }, { soft = 0, loud = 0 }
+        for r = 0, #t // 27 - 1 do
+          for c = 1, 9 do
+            local b = r * 27
+            if t[b + c] > 0.5 then
+              local kind = t[b + 9 + c] < 0.3 and "soft" or t[b + 9 + c] > 0.8 and "loud" or nil
+              local gone = x[b + c] == 0
+              if gone then
+                assert.same({ 0, 0 }, { x[b + 9 + c], x[b + 18 + c] })
+              else
+                assert.same({ t[b + 9 + c], t[b + 18 + c] }, { x[b + 9 + c], x[b + 18 + c] })
+              end
+              if kind then
+                if gone then dropped[kind] = dropped[kind] + 1 else kept[kind] = kept[kind] + 1 end
+              end
+            else
+              assert.equal(0, x[b + c])
+            end
+          end
+        end
+        local function rate(k) return dropped[k] / (dropped[k] + kept[k]) end
+        -- expected: loud (velocity > 0.8) at most 0.2 * E[p] = 0.08; soft (< 0.3) at least 0.7 * 0.4 = 0.28
+        assert.is_true(rate("loud") < 0.15 and rate("soft") > 0.2 and rate("soft") > 2 * rate("loud"),
+          ("dropped %.3f of soft and %.3f of loud hits"):format(rate("soft"), rate("loud")))
+        assert.has_error(function() mv.Model.config("tap-tiny", { note_dropout = 1.5 }) end)
+        assert.has_error(function() mv.Model.config("tiny", { note_dropout = 0.5 }) end)
+        m:close()
+        plain:close()
+        g:close()
+      end)
 
     it("train, and the CLI turns any notes into drums", function()
       local _, _, losses = micro_run(data, dir .. "/run", "tap", 3, 60)

@@ -37,7 +37,7 @@ local TRAIN = {
 -- dropout keep 0.3, no scheduled sampling); `humanize` encodes the hits only; `tap` encodes one
 -- rhythm (magenta's tapify + fixed_velocities: tap2drum).
 local GROOVE = { groove = true, input_depth = 27, vocab = 27, keep_prob = 0.3, sampling_schedule = "constant",
-  sampling_rate = 0 }
+  sampling_rate = 0, note_dropout = 0 }
 local function groove(t)
   local o = copy(GROOVE)
   for k, v in pairs(t) do o[k] = v end
@@ -78,6 +78,11 @@ function Model.config(c, overrides)
   for k, v in pairs(overrides or {}) do out[k] = v end
   if out.groove and not Model.GROOVE_MODES[out.mode or "groove"] then
     error(("config: mode must be groove, humanize or tap, not %s"):format(tostring(out.mode)), 2)
+  end
+  local nd = out.note_dropout
+  if nd ~= nil and (type(nd) ~= "number" or nd < 0 or nd > 1 or not out.groove) then
+    error(("config: note_dropout (magenta's max_note_dropout_probability) is a number in 0-1 for groove"
+      .. " models, not %s"):format(tostring(nd)), 2)
   end
   return out
 end
@@ -246,13 +251,38 @@ end
 
 Model.TAP_CLASS = 4 -- magenta's tapify puts the rhythm in channel 3 (0-based): the open hi-hat slot
 
+--- Magenta's note dropout (max_note_dropout_probability), on training inputs only: for each
+-- window p ~ U(0, max), and each hit (step, class) is dropped, hit, velocity and offset, with
+-- probability max(0.2, 1 - velocity) * p (velocity in 0-1): soft notes go first. rng draws p,
+-- then one uniform per hit in (row, step, class) order.
+local function drop_notes(target, max_p, rng)
+  local n, L = target:size(1), target:size(2)
+  local x = target:contiguous():clone()
+  local f = x:view(-1):totable()
+  for r = 0, n - 1 do
+    local p = rng:uniform() * max_p
+    for s = 0, L - 1 do
+      local b = (r * L + s) * 27
+      for c = 1, 9 do
+        if f[b + c] > 0.5 and rng:uniform() < math.max(0.2, 1 - f[b + 9 + c]) * p then
+          f[b + c], f[b + 9 + c], f[b + 18 + c] = 0, 0, 0
+        end
+      end
+    end
+  end
+  return core.tensor(f):view(n, L, 27)
+end
+
 --- The encoder's input for groove targets [n, steps, 27] under the model's mode:
 -- humanize sees the hits only (velocities and offsets zeroed), as magenta's converter;
 -- tap sees one rhythm: at each step with any hit, a hit in the open hi-hat slot with the
 -- offset of the step's loudest drum (the first of equals) and velocity 0 (magenta's tapify
--- followed by fixed_velocities), everything else zero.
-function Model:groove_input(target)
+-- followed by fixed_velocities), everything else zero. With rng (training) and the config's
+-- note_dropout > 0, notes are dropped first (drop_notes), as magenta's converter does.
+function Model:groove_input(target, rng)
   local mode = self.config.mode
+  local nd = self.config.note_dropout or 0
+  if rng and nd > 0 then target = drop_notes(target, nd, rng) end
   if mode == "humanize" then
     local x = target:clone()
     x:narrow(3, 10, 18):fill(0)

@@ -202,7 +202,9 @@ function Trainer:step_once()
     -- dropout masks from (seed, "dropout"); with N ranks every rank draws its rows' masks from the
     -- same stream state, so a distributed groove run is not bit-identical to a single-process one
     opts.keep_prob, opts.dropout = cfg.keep_prob or 1, self.rng_d
-    st = vae:forward(self.model:groove_input(batch), batch, opts)
+    -- note dropout (config note_dropout, magenta's max_note_dropout_probability) draws from the
+    -- same stream, before the masks, only when it is on
+    st = vae:forward(self.model:groove_input(batch, self.rng_d), batch, opts)
   else
     st = vae:forward(batch, opts)
   end
