@@ -31,20 +31,17 @@ add(("Measured %s on a %d-core %s; OpenBLAS kernel %s for both implementations, 
   :format(m.date or "?", m.cores or 0, m.cpu or "?", m.openblas_coretype or anyours.blas_core or "?",
     anyours.decode_kernel or "?"))
 add("")
--- PyTorch's lines: in the issue's setting ("default"; older reports have no setting), and its best
+-- PyTorch's line of what in a setting ("default": the issue's; older reports have no setting field).
+-- bench/compare names the best setting of each measurement in its ratios_best line.
 local function pt_get(what, setting)
-  local best
-  for _, r in ipairs(rows) do
-    if r.impl == "pytorch" and r.what == what then
-      local s = r.pytorch_setting or "default"
-      if (setting == nil or s == setting) and (not best or r.median_s < best.median_s) then best = r end
-    end
-  end
-  return best
+  return find(function(r)
+    return r.impl == "pytorch" and r.what == what and (r.pytorch_setting or "default") == setting
+  end)
 end
 local ratios_best = find(function(r) return r.what == "ratios_best" end) or {}
 local pt, ps = pt_get("train_step", "default"), pt_get("sample_4bar_batch1", "default")
-local bt, bs = pt_get("train_step"), pt_get("sample_4bar_batch1")
+local bt, bs = pt_get("train_step", ratios_best.pytorch_train_setting),
+  pt_get("sample_4bar_batch1", ratios_best.pytorch_sample_setting)
 local ot, os_ = get("musicvae", "train_step", 64, 2), get("musicvae", "sample_4bar_batch1", 1, 2)
 local function x(v, suffix) return v and ("%.1f×%s"):format(v, suffix or "") or "–" end
 local function setting(r) return r and ("`%s`"):format(r.pytorch_setting or "default") or "–" end

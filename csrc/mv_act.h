@@ -14,6 +14,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Elementwise loops built on these give the same bits at every vector width, so they may be
+ * cloned per ISA (the library itself is built for baseline x86-64): MV_ISA_CLONES. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define MV_ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MV_ISA_CLONES
+#endif
+
 static inline float mv_exp_act(float x) {
   x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
   float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */

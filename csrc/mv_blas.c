@@ -180,7 +180,7 @@ static void blas_load(void) {
      * decode soon after loading took 145 ms instead of 30). 2^16 cycles keeps back-to-back GEMMs
      * hot. Read by OpenBLAS when it loads; the user's own setting wins. */
     const char *user_timeout = getenv("OPENBLAS_THREAD_TIMEOUT");
-    int set_timeout = !(user_timeout && *user_timeout), was_empty = user_timeout != NULL;
+    int set_timeout = !(user_timeout && *user_timeout), was_set = user_timeout != NULL;
     if (set_timeout) setenv("OPENBLAS_THREAD_TIMEOUT", "16", 1);
     size_t hl = strlen(B.info.how);
     snprintf(B.info.how + hl, sizeof B.info.how - hl, "; OPENBLAS_THREAD_TIMEOUT=%s%s",
@@ -193,7 +193,7 @@ static void blas_load(void) {
     }
     if (pick) unsetenv("OPENBLAS_CORETYPE");
     if (set_timeout) { /* the environment as it was (unset, or set to "") */
-      if (was_empty) setenv("OPENBLAS_THREAD_TIMEOUT", "", 1);
+      if (was_set) setenv("OPENBLAS_THREAD_TIMEOUT", "", 1);
       else unsetenv("OPENBLAS_THREAD_TIMEOUT");
     }
     if (!h) {

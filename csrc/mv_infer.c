@@ -459,10 +459,7 @@ static int nparts_for(int nb) {
 /* ---- bar start and step ---------------------------------------------------------- */
 /* The LSTM cell of one block's G units (gate pre-activations yb [i j f o] x G; cp NULL = zeros).
  * Elementwise, so every vector width gives the same bits: cloned per ISA for speed. */
-#if defined(MV_X86) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void cell_block(const float *restrict yb, const float *restrict cp, int nu, float *restrict cn,
+MV_ISA_CLONES static void cell_block(const float *restrict yb, const float *restrict cp, int nu, float *restrict cn,
                        float *restrict hn) {
   float gi[G], gj[G], gf[G], go[G], cc[G], tc[G];
   for (int u = 0; u < G; u++) {

@@ -197,7 +197,8 @@ static int sha_ni_ok(void) {
 
 static int SHA_IMPL = -1; /* -1 unknown, 0 portable, 1 SHA-NI */
 
-static void sha_blocks(uint32_t h[8], const unsigned char *p, size_t nblocks) {
+/* the implementation in use, chosen on first use */
+static int sha_impl(void) {
   int impl = __atomic_load_n(&SHA_IMPL, __ATOMIC_RELAXED);
   if (impl < 0) {
     impl = 0;
@@ -207,8 +208,12 @@ static void sha_blocks(uint32_t h[8], const unsigned char *p, size_t nblocks) {
 #endif
     __atomic_store_n(&SHA_IMPL, impl, __ATOMIC_RELAXED);
   }
+  return impl;
+}
+
+static void sha_blocks(uint32_t h[8], const unsigned char *p, size_t nblocks) {
 #ifdef MV_SHA_NI
-  if (impl == 1) {
+  if (sha_impl() == 1) {
     sha_blocks_ni(h, p, nblocks);
     return;
   }
@@ -216,11 +221,7 @@ static void sha_blocks(uint32_t h[8], const unsigned char *p, size_t nblocks) {
   for (; nblocks > 0; nblocks--, p += 64) sha_block(h, p);
 }
 
-const char *mv_sha256_impl(void) {
-  unsigned char out[32];
-  mv_sha256("", 0, out); /* decides */
-  return SHA_IMPL == 1 ? "sha-ni" : "portable";
-}
+const char *mv_sha256_impl(void) { return sha_impl() == 1 ? "sha-ni" : "portable"; }
 
 int mv_sha256_use(const char *name) {
   if (strcmp(name, "portable") == 0) {

@@ -32,6 +32,7 @@
 #define LOG1P log1p
 #define SQRT sqrt
 #define GEMM gemm_f64
+#define MV_ISA_CLONES /* tests only: no per-ISA clones */
 static void gemm_f64(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a, int64_t lda,
                      const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
   for (int64_t i = 0; i < m; i++)
@@ -116,6 +117,18 @@ static int state_size(const int *sizes, int n) {
   int s = 0;
   for (int l = 0; l < n; l++) s += 2 * sizes[l];
   return s;
+}
+
+static int max_size(const int *sizes, int n) {
+  int s = 0;
+  for (int l = 0; l < n; l++) s = sizes[l] > s ? sizes[l] : s;
+  return s;
+}
+
+/* rows [k0, k1) of n for part 0 or 1 of two halves */
+static void half_range(int64_t n, int part, int64_t *k0, int64_t *k1) {
+  *k0 = part ? n / 2 : 0;
+  *k1 = part ? n : n / 2;
 }
 
 int mv_vae_new(mv_vae **out, const mv_vae_config *c, mv_err *err) {
@@ -397,15 +410,8 @@ static inline __attribute__((always_inline)) void cell_row(int H, mv_real *restr
   }
 }
 
-/* The cell updates of N rows (elementwise, no FMA contraction: every vector width gives the
- * same bits, so they are cloned per ISA; the library itself is built for baseline x86-64). */
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#define MV_CELL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define MV_CELL_CLONES
-#endif
-MV_CELL_CLONES static void cells_fwd(int N, int H, mv_real *g, const mv_real *c_prev, mv_real *c, mv_real *h) {
+/* The cell updates of N rows (elementwise, no FMA contraction: cloned per ISA, mv_act.h). */
+MV_ISA_CLONES static void cells_fwd(int N, int H, mv_real *g, const mv_real *c_prev, mv_real *c, mv_real *h) {
   int H4 = G4(H);
   for (int n = 0; n < N; n++) {
     mv_real *gn = g + (size_t)n * H4;
@@ -448,8 +454,8 @@ static inline __attribute__((always_inline)) void bwd_row(int H, const mv_real *
 
 /* dh: total gradient on h_t; dc: in = gradient on c_t from the later step,
  * out = gradient on c_{t-1}. dG: gradient on the pre-activations. */
-MV_CELL_CLONES static void lstm_bwd_step(int N, int H, const mv_real *g, const mv_real *c, const mv_real *c_prev, const mv_real *dh,
-                          mv_real *dc, mv_real *dG) {
+MV_ISA_CLONES static void lstm_bwd_step(int N, int H, const mv_real *g, const mv_real *c, const mv_real *c_prev,
+                                        const mv_real *dh, mv_real *dc, mv_real *dG) {
   int H4 = G4(H);
   for (int n = 0; n < N; n++) {
     size_t x = (size_t)n * H;
@@ -912,8 +918,8 @@ typedef void (*next_label_fn)(void *ctx, int t, int N, int n0, int n1, const mv_
 static void decoder_step(mv_vae *m, mv_vae_ws *w, int N, int n0, int n1, int t, const mv_real *emb, const mv_real *S,
                          mv_real temperature, mv_real *h0buf, mv_real *c0buf) {
   const mv_vae_config *c = &m->cfg;
-  int V = c->vocab, E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers), R = n1 - n0, maxH = 0;
-  for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
+  int V = c->vocab, E = c->cond[c->cond_layers - 1], ds = state_size(c->dec, c->dec_layers), R = n1 - n0;
+  int maxH = max_size(c->dec, c->dec_layers);
   size_t r0 = (size_t)t * N + n0; /* this step's first row */
   for (int l = 0; l < c->dec_layers; l++) {
     int H = c->dec[l], xin = l == 0 ? E : c->dec[l - 1], K = xin + H;
@@ -960,7 +966,7 @@ typedef struct {
   const mv_vae_train_opts *o;
   const int32_t *target; /* [T, N] */
   int B, U, T, V;
-  int64_t sampled[2]; /* per half */
+  int64_t sampled;
 } train_ctx;
 
 /* Scheduled sampling (magenta's ScheduledOutputTrainingHelper, per bar): with
@@ -970,14 +976,13 @@ static void train_next(void *vctx, int t, int N, int n0, int n1, const mv_real *
   train_ctx *x = vctx;
   (void)logits;
   if (!lab_next) return;
-  int64_t *sampled = &x->sampled[n0 > 0];
   for (int n = n0; n < n1; n++) {
     int u = n / x->B, b = n % x->B;
     size_t ci = ((size_t)b * x->U + u) * x->T + (t + 1);
     int32_t truth = x->target[(size_t)t * N + n];
     if (x->o->p_sample > 0 && x->o->coins && x->o->coins[ci] < x->o->p_sample) {
       lab_next[n] = draw_from(probs + (size_t)n * x->V, x->V, x->o->draws ? x->o->draws[ci] : 0.5);
-      (*sampled)++;
+      x->sampled++;
     } else {
       lab_next[n] = truth;
     }
@@ -990,21 +995,23 @@ typedef struct {
 } state_bufs;
 
 /* The teacher-forced decoder of a training forward in two halves of its rows (bars x batch):
- * rows are independent, so the halves run side by side with no joins inside the 16 steps. */
+ * rows are independent, so the halves run side by side with no joins inside the 16 steps. Each
+ * half has its own train_ctx (its own count of sampled inputs). */
 typedef struct {
   mv_vae *m;
   mv_vae_ws *w;
   int N, T;
   const mv_real *emb;
-  train_ctx *ctx;
+  train_ctx ctx[2];
   const state_bufs *sb;
 } dec_half_job;
 
 static void dec_half(void *vctx, int d) {
   dec_half_job *j = vctx;
-  int half = j->N / 2;
-  decoder_run(j->m, j->w, j->N, d ? half : 0, d ? j->N : half, j->T, j->emb, j->w->dS, train_next, j->ctx, 1.0f,
-              j->sb->h0, j->sb->c0);
+  int64_t n0, n1;
+  half_range(j->N, d, &n0, &n1);
+  decoder_run(j->m, j->w, j->N, (int)n0, (int)n1, j->T, j->emb, j->w->dS, train_next, &j->ctx[d], 1.0f, j->sb->h0,
+              j->sb->c0);
 }
 
 /* The decoder's backward recurrence in the same two halves of its rows. */
@@ -1017,9 +1024,9 @@ typedef struct {
 
 static void dec_bwd_half(void *vctx, int d) {
   dec_bwd_job *j = vctx;
-  int half = j->N / 2;
-  layer_bwd_rows(j->sc, j->T, j->N, d ? half : 0, d ? j->N : half, j->xin, j->H, j->W, j->g, j->c, j->c0, j->dh, j->dh0,
-                 j->dc0, 0);
+  int64_t n0, n1;
+  half_range(j->N, d, &n0, &n1);
+  layer_bwd_rows(j->sc, j->T, j->N, (int)n0, (int)n1, j->xin, j->H, j->W, j->g, j->c, j->c0, j->dh, j->dh0, j->dc0, 0);
 }
 
 static void decoder_init_state(mv_vae *m, mv_vae_ws *w, int N, const mv_real *emb) {
@@ -1028,7 +1035,6 @@ static void decoder_init_state(mv_vae *m, mv_vae_ws *w, int N, const mv_real *em
   dense_fwd(N, E, ds, emb, PW(m, m->dec_init.kernel), PW(m, m->dec_init.bias), w->dS);
   for (size_t k = 0; k < (size_t)N * ds; k++) w->dS[k] = TANH(w->dS[k]);
 }
-
 
 static void state_bufs_of(state_bufs *s, mv_vae_ws *w) {
   s->h0 = w->s_h0;
@@ -1116,8 +1122,8 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
       }
   for (int u = 0; u < U; u++)
     for (int b = 0; b < B; b++) w->lab[u * B + b] = u == 0 ? -1 : labels[(size_t)b * L + u * T - 1];
-  train_ctx ctx = {o, w->target, B, U, T, V, {0, 0}};
-  dec_half_job dj = {m, w, N, T, emb, &ctx, &sb};
+  train_ctx ctx = {o, w->target, B, U, T, V, 0};
+  dec_half_job dj = {m, w, N, T, emb, {ctx, ctx}, &sb};
   side_by_side(dec_half, &dj);
   /* losses */
   int64_t correct = 0;
@@ -1137,7 +1143,7 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
       rsum += -lp;
       if (argmax_row(lg, V) == tg) correct++;
     }
-  fill_stats(w, o, rsum, (double)correct / ((double)B * L), ctx.sampled[0] + ctx.sampled[1], st, recon_per_seq,
+  fill_stats(w, o, rsum, (double)correct / ((double)B * L), dj.ctx[0].sampled + dj.ctx[1].sampled, st, recon_per_seq,
              kl_per_seq);
   if (!o->backward) return MV_OK;
 
@@ -1257,8 +1263,7 @@ static int infer_ready(mv_vae *m, mv_vae_ws *w, int N, mv_err *err) {
   }
   size_t need = mv_infer_scratch(m->pack, N), gneed = mv_infer_gemb_size(m->pack, N);
   if (need > w->iscr_n || gneed > w->igemb_n || !w->ih0) {
-    int maxH = 0;
-    for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
+    int maxH = max_size(c->dec, c->dec_layers);
     free(w->iscr);
     free(w->igemb);
     free(w->ih0);
@@ -1286,8 +1291,7 @@ static void infer_bar(mv_vae *m, mv_vae_ws *w, int N, const mv_real *emb) {
  * logits and softmax(logits / temperature) into w->logits/probs[t]. */
 static void infer_step(mv_vae *m, mv_vae_ws *w, int N, int t, mv_real temperature, const float *prev) {
   const mv_vae_config *c = &m->cfg;
-  int V = c->vocab, ds = state_size(c->dec, c->dec_layers), maxH = 0;
-  for (int l = 0; l < c->dec_layers; l++) maxH = c->dec[l] > maxH ? c->dec[l] : maxH;
+  int V = c->vocab, ds = state_size(c->dec, c->dec_layers), maxH = max_size(c->dec, c->dec_layers);
   const float *hp[MV_MAXLAYERS], *cp[MV_MAXLAYERS];
   float *h[MV_MAXLAYERS], *cc[MV_MAXLAYERS];
   for (int l = 0; l < c->dec_layers; l++) {
@@ -1705,11 +1709,6 @@ typedef struct {
   double ss[2];
 } adam_job;
 
-static void half_range(int64_t n, int part, int64_t *k0, int64_t *k1) {
-  *k0 = part ? n / 2 : 0;
-  *k1 = part ? n : n / 2;
-}
-
 static void adam_sumsq(void *vctx, int part) {
   adam_job *j = vctx;
   int64_t k0, k1;
@@ -1720,9 +1719,9 @@ static void adam_sumsq(void *vctx, int part) {
   j->ss[part] = ss;
 }
 
-MV_CELL_CLONES static void adam_update(mv_real *restrict p, mv_real *restrict am, mv_real *restrict av,
-                                       const mv_real *restrict grads, int64_t k0, int64_t k1, int zero, mv_real scale,
-                                       mv_real lr_t, mv_real beta1, mv_real beta2, mv_real eps) {
+MV_ISA_CLONES static void adam_update(mv_real *restrict p, mv_real *restrict am, mv_real *restrict av,
+                                      const mv_real *restrict grads, int64_t k0, int64_t k1, int zero, mv_real scale,
+                                      mv_real lr_t, mv_real beta1, mv_real beta2, mv_real eps) {
   for (int64_t k = k0; k < k1; k++) {
     mv_real g = zero ? 0.0f : grads[k] * scale; /* 0 * NaN would be NaN */
     am[k] = beta1 * am[k] + (1.0f - beta1) * g;

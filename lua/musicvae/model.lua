@@ -257,8 +257,7 @@ Model.TAP_CLASS = 4 -- magenta's tapify puts the rhythm in channel 3 (0-based): 
 -- then one uniform per hit in (row, step, class) order.
 local function drop_notes(target, max_p, rng)
   local n, L = target:size(1), target:size(2)
-  local x = target:contiguous():clone()
-  local f = x:view(-1):totable()
+  local f = target:contiguous():view(-1):totable() -- a copy
   for r = 0, n - 1 do
     local p = rng:uniform() * max_p
     for s = 0, L - 1 do
