@@ -1105,10 +1105,15 @@ int mv_vae_forward(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_vae_
   for (int64_t k = 0; k < (int64_t)B * L; k++)
     if (labels[k] < 0 || labels[k] >= V)
       return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
+  if (o->enc_labels)
+    for (int64_t k = 0; k < (int64_t)B * L; k++)
+      if (o->enc_labels[k] < 0 || o->enc_labels[k] >= V)
+        return mv_seterr(err, MV_EINVAL, "encoder label %d at position %lld is outside 0-%d", o->enc_labels[k],
+                         (long long)k, V - 1);
   w->drop = 0;
   state_bufs sb;
   state_bufs_of(&sb, w);
-  encoder_fwd(m, w, labels, NULL);
+  encoder_fwd(m, w, o->enc_labels ? o->enc_labels : labels, NULL);
   heads_fwd(m, w, o->eps, 0);
   conductor_fwd(m, w, sb.h0, sb.c0);
   const mv_real *emb = w->c_h[c->cond_layers - 1]; /* [U, B, E] = [N, E] */

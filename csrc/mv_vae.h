@@ -134,6 +134,8 @@ typedef struct mv_vae_train_opts {
   int backward;           /* also accumulate gradients into m->grads */
   mv_real keep_prob;        /* groove: dropout on every LSTM layer's input (1 or 0 = none) */
   mv_rng *dropout;          /* groove: the masks' stream (advanced), needed when keep_prob < 1 */
+  const int32_t *enc_labels; /* categorical: [B, U*T] labels the encoder reads instead of the targets
+                              * (a denoising input, e.g. with hits dropped); NULL = the targets */
 } mv_vae_train_opts;
 
 typedef struct mv_vae_stats {

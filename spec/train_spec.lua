@@ -2,6 +2,8 @@ local mv = require "musicvae"
 local H = require "spec.helpers"
 local S = require "musicvae.schedules"
 local T = require "musicvae.train"
+local F = require "musicvae.features"
+local core = require "musicvae.core"
 
 describe("schedules", function()
   it("compute magenta's formulas and the others by hand", function()
@@ -105,6 +107,77 @@ describe("training", function()
     tr, err = T.new { data = dir .. "/missing.mvd", config = micro, out = dir .. "/y" }
     assert.is_nil(tr)
     assert.matches("missing.mvd", err)
+  end)
+
+  it("--init starts from the given weights with Adam fresh, the schedules at the model's step and a warm-up", function()
+    local a = assert(T.new { data = data, config = micro, out = dir .. "/a", seed = 5 })
+    assert(a:run { steps = 30, val_every = 0 })
+    local src = dir .. "/a/best.safetensors"
+    local src_model = assert(mv.Model.load(src))
+    local tr = assert(T.new { data = data, init = src, out = dir .. "/i", seed = 9, set = { free_bits = 4 } })
+    assert.equal(src_model.vae:flat():tobytes(), tr.model.vae:flat():tobytes())
+    assert.equal(30, tr.step)
+    assert.equal(4, tr.cfg.free_bits)
+    assert.equal(src, tr.cfg.init_from)
+    local t, m, v = tr.model.vae:adam_state()
+    assert.equal(0, t)
+    assert.equal(0, H.maxdiff(m:totable(), core.zeros(m:numel()):totable()))
+    assert.equal(0, H.maxdiff(v:totable(), core.zeros(v:numel()):totable()))
+    assert.near(tr.sched.lr(30) / 200, tr:lr(), 1e-15)
+    assert.near(tr.sched.lr(129) * 100 / 200, tr:lr_at(129), 1e-15)
+    assert.equal(tr.sched.lr(230), tr:lr_at(230))
+    assert(tr:run { steps = 3, val_every = 0 })
+    assert.equal(33, tr.step)
+    assert.are_not.equal(src_model.vae:flat():tobytes(), tr.model.vae:flat():tobytes())
+    -- the run resumes like any other, warm-up and all
+    tr.model:close()
+    local r = assert(T.new { data = data, out = dir .. "/i", resume = true })
+    assert.equal(33, r.step)
+    assert.equal(30, r.cfg.init_step)
+    -- another architecture, a changed architecture key, or a missing model are refused
+    local other = { enc = { 8 }, cond = { 8 }, dec = { 16 }, z = 8, batch_size = 2 }
+    local bad, err = T.new { data = data, init = src, config = other, out = dir .. "/j" }
+    assert.is_nil(bad)
+    assert.matches("another architecture", err)
+    bad, err = T.new { data = data, init = src, out = dir .. "/k", set = { z = 4 } }
+    assert.is_nil(bad)
+    assert.matches("cannot change z with %-%-init", err)
+    bad, err = T.new { data = data, init = dir .. "/none.safetensors", out = dir .. "/l" }
+    assert.is_nil(bad)
+    assert.matches("^%-%-init: .*none%.safetensors", err)
+    local _, cerr, code = H.cli("train --data " .. data .. " --init " .. src .. " --resume --out " .. dir .. "/m --steps 1")
+    assert.equal(2, code)
+    assert.matches("not both", cerr)
+  end)
+
+  it("note dropout drops hits from the encoder's input only", function()
+    local m = mv.Model.new(mv.Model.config(micro, { note_dropout = 1 }), 1)
+    local ds = assert(mv.data.load(data))
+    local labels = ds.splits.train.labels:narrow(1, 1, 4):contiguous()
+    local noisy = m:label_input(labels, core.rng(1, "dropout"))
+    local a, b = labels:view(-1):totable(), noisy:view(-1):totable()
+    local dropped, total = 0, 0
+    for k = 1, #a do
+      local x, y = math.tointeger(a[k]), math.tointeger(b[k])
+      assert.equal(y, x & y) -- only hits taken away
+      total = total + F.popcount(x)
+      dropped = dropped + F.popcount(x) - F.popcount(y)
+    end
+    assert.is_true(dropped > 0 and dropped < total, dropped .. " of " .. total)
+    -- without the rng (inference) or with note_dropout 0: the labels themselves
+    assert.equal(labels, m:label_input(labels))
+    -- the encoder reads enc_labels; the loss still scores the whole target
+    m.vae:forward(labels, { enc_labels = noisy })
+    local mu1 = m.vae:latents():clone()
+    local mu2 = m.vae:encode(noisy)
+    assert.is_true(H.maxdiff(mu1:view(-1):totable(), mu2:view(-1):totable()) < 1e-5)
+    local st_clean = m.vae:forward(labels, {})
+    local st_self = m.vae:forward(noisy, {})
+    local st_mix = m.vae:forward(labels, { enc_labels = noisy })
+    assert.are_not.equal(st_clean.recon, st_mix.recon)
+    assert.are_not.equal(st_self.recon, st_mix.recon)
+    assert.has_error(function() m.vae:forward(labels, { enc_labels = noisy:narrow(1, 1, 2):contiguous() }) end,
+      "enc_labels and labels have different batch sizes")
   end)
 
   it("SIGINT saves a loadable checkpoint and exits cleanly", function()

@@ -1,7 +1,8 @@
 /* mvl_vae.c -- "musicvae.VAE": the model from Lua.
  *   core.vae_new{input_depth, vocab, z, bars, steps, enc = {...}, cond = {...}, dec = {...}}
  *   m:init(rng)  m:params() / m:grads() -> {name = Tensor view}  m:param_list() -> {{name, shape}}
- *   m:forward(labels [B, L], opts) -> stats    (opts: eps, p_sample, coins, draws, beta, free_nats, backward)
+ *   m:forward(labels [B, L], opts) -> stats    (opts: eps, p_sample, coins, draws, beta, free_nats, backward,
+ *                                               enc_labels [B, L]: what the encoder reads, default labels)
  *   m:encode(labels) -> mu, sigma              m:decode(z, {temperature, rngs}) -> labels [B, L]
  *   m:logits() -> [B, L, V] of the last forward   m:latents() -> mu, sigma, z of the last forward
  *   m:adam_step{lr, beta1, beta2, eps, clip_norm, zero_above} -> grad_norm, skipped
@@ -24,6 +25,8 @@ typedef struct {
   mv_vae_ws *ws;
   int32_t *lab;
   size_t labcap;
+  int32_t *elab; /* training's encoder labels (opts.enc_labels) */
+  size_t elabcap;
   int closed;
   int touched;       /* a parameter view was used since the last decode: re-pack */
   volatile int busy; /* a C call is running on this model */
@@ -58,9 +61,11 @@ static int m_close(lua_State *L) {
   mv_vae_ws_free(u->ws);
   mv_vae_free(u->m);
   free(u->lab);
+  free(u->elab);
   u->ws = NULL;
   u->m = NULL;
   u->lab = NULL;
+  u->elab = NULL;
   u->closed = 1;
   return 0;
 }
@@ -186,29 +191,33 @@ static mv_vae_ws *ws_for(lua_State *L, mvl_vae *u, int B) {
 }
 
 /* labels tensor [B, U*T] -> int32 scratch; returns B */
-static int labels_arg(lua_State *L, mvl_vae *u, int idx) {
+/* A [batch, L] label tensor at idx into *buf (grown as needed); returns B. */
+static int labels_into(lua_State *L, mvl_vae *u, int idx, int32_t **buf, size_t *cap, const char *what) {
   mvl_tensor *t = mvl_checktensor(L, idx);
   int Ls = u->m->cfg.bars * u->m->cfg.steps;
   if (t->t.ndim != 2 || t->t.size[1] != Ls)
-    luaL_error(L, "labels must be a [batch, %d] tensor", Ls);
+    luaL_error(L, "%s must be a [batch, %d] tensor", what, Ls);
   int B = (int)t->t.size[0];
   if (B < 1) luaL_error(L, "empty batch");
   size_t need = (size_t)B * Ls;
-  if (need > u->labcap) {
-    int32_t *p = realloc(u->lab, need * sizeof *p);
+  if (need > *cap) {
+    int32_t *p = realloc(*buf, need * sizeof *p);
     if (!p) luaL_error(L, "out of memory");
-    u->lab = p;
-    u->labcap = need;
+    *buf = p;
+    *cap = need;
   }
   for (int b = 0; b < B; b++)
     for (int s = 0; s < Ls; s++) {
       float v = t->t.data[b * t->t.stride[0] + s * t->t.stride[1]];
       if (!(v >= 0 && v < u->m->cfg.vocab) || v != (float)(int32_t)v)
-        luaL_error(L, "label %g at [%d, %d] is not an integer in 0-%d", (double)v, b + 1, s + 1, u->m->cfg.vocab - 1);
-      u->lab[(size_t)b * Ls + s] = (int32_t)v;
+        luaL_error(L, "%s: label %g at [%d, %d] is not an integer in 0-%d", what, (double)v, b + 1, s + 1,
+                   u->m->cfg.vocab - 1);
+      (*buf)[(size_t)b * Ls + s] = (int32_t)v;
     }
   return B;
 }
+
+static int labels_arg(lua_State *L, mvl_vae *u, int idx) { return labels_into(L, u, idx, &u->lab, &u->labcap, "labels"); }
 
 static const float *opt_tensor(lua_State *L, int t, const char *k, int64_t numel, const char *shape) {
   lua_getfield(L, t, k);
@@ -266,6 +275,13 @@ static int m_forward(lua_State *L) {
   int B = labels_arg(L, u, 2);
   mv_vae_train_opts o;
   train_opts(L, u, B, 3, &o);
+  lua_getfield(L, 3, "enc_labels");
+  if (!lua_isnil(L, -1)) {
+    if (labels_into(L, u, -1, &u->elab, &u->elabcap, "enc_labels") != B)
+      return luaL_error(L, "enc_labels and labels have different batch sizes");
+    o.enc_labels = u->elab;
+  }
+  lua_pop(L, 1);
   mv_vae_ws *w = ws_for(L, u, B);
   mv_vae_stats st;
   mvl_tensor *rl = mvl_newtensor(L, 1, (int64_t[]){B}); /* index 4 */

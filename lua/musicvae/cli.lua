@@ -364,7 +364,7 @@ end
 M.register {
   name = "train",
   summary = "Train a model on a dataset file, logging to runs/NAME/log.csv and writing checkpoints there.",
-  usage = "train --data DATA.mvd [--config small] --out runs/NAME [--minutes M | --steps N] [--resume] [--seed S] [--set key=value ...]",
+  usage = "train --data DATA.mvd [--config small] --out runs/NAME [--minutes M | --steps N] [--resume | --init MODEL] [--seed S] [--set key=value ...]",
   details = "Checkpoints (weights + training state) are written every --checkpoint-minutes and at the end;\n" ..
     "Ctrl-C saves one and stops cleanly; --resume continues the newest one exactly.",
   options = {
@@ -376,6 +376,8 @@ M.register {
     { name = "--steps", arg = "N", type = "integer", help = "train for this many more steps",
       check = function(v) return v > 0, "must be positive" end },
     { name = "--resume", type = "flag", help = "continue from the newest checkpoint in --out" },
+    { name = "--init", arg = "MODEL", help = "start from a trained model's weights (path or name; Adam fresh, "
+      .. "schedules from its step, a learning-rate warm-up of init_warmup_steps, default 200)" },
     { name = "--seed", arg = "S", type = "integer", help = "random seed (default 1)" },
     { name = "--set", arg = "key=value", many = true, help = "override a config key (repeatable)" },
     { name = "--log-every", arg = "N", type = "integer", help = "steps between log lines (default 50)" },
@@ -390,6 +392,8 @@ M.register {
     if not opts.data and not opts.resume then usage_error("train: --data is required") end
     if not opts.out then usage_error("train: --out is required") end
     if not opts.minutes and not opts.steps then usage_error("train: give --minutes or --steps") end
+    if opts.init and opts.resume then usage_error("train: --init starts a run, --resume continues one: not both") end
+    if opts.init and not opts.data then usage_error("train: --init needs --data") end
     local dist
     if opts.dist then
       local ok, d = pcall(require, "musicvae.dist")
@@ -400,7 +404,7 @@ M.register {
     local quiet = dist and dist.rank() ~= 0
     if quiet then out = { write = function() end, flush = function() end } end
     local tr, err = T.new { data = opts.data, config = opts.config, out = opts.out, seed = opts.seed,
-      resume = opts.resume, set = parse_sets(opts.set), dist = dist }
+      resume = opts.resume, init = opts.init, set = parse_sets(opts.set), dist = dist }
     if not tr and dist then
       errout:write("musicvae: rank ", dist.rank(), ": ", tostring(err), "\n")
       dist.finalize()
@@ -464,6 +468,29 @@ M.register {
   end,
 }
 
+--- The windows a measuring command reads: DATA is a dataset file (its split, default validation),
+-- a folder of MIDI files or one MIDI file (prepare's pipeline). Labels [n, steps], or groove rows.
+function M.eval_windows(path, split, groove)
+  local core = require "musicvae.core"
+  if core.isfile(path) and not path:lower():match("%.midi?$") then
+    local Data = require "musicvae.data"
+    local ds, err = Data.load(path)
+    if not ds then fail("%s", err) end
+    split = split or "validation"
+    if not ds.splits[split] or ds:size(split) == 0 then fail("%s has no '%s' windows", path, split) end
+    if groove then
+      local g = ds.splits[split].groove
+      if not g then fail("%s has no groove data; a groove model needs musicvae prepare --groove", path) end
+      return g, ds
+    end
+    return ds.splits[split].labels, ds
+  end
+  if not core.isfile(path) and not core.isdir(path) then fail("%s: no such file or folder", path) end
+  local labels, err = require("musicvae.evaluate").windows_from_midi(path, { groove = groove })
+  if not labels then fail("%s", err) end
+  return labels
+end
+
 M.register {
   name = "eval",
   summary = "Measure a model on a dataset split, a folder of MIDI files or one MIDI file.",
@@ -476,28 +503,10 @@ M.register {
     { name = "--batch", arg = "N", type = "integer", help = "batch size (default 64)" },
   },
   run = function(opts, args, out)
-    local core = require "musicvae.core"
     local Eval = require "musicvae.evaluate"
     local m = M.load_model(opts.model)
     local groove = m.config.groove
-    local labels
-    if core.isfile(args[1]) and not args[1]:lower():match("%.midi?$") then
-      local Data = require "musicvae.data"
-      local ds, err = Data.load(args[1])
-      if not ds then fail("%s", err) end
-      local split = opts.split or "validation"
-      if not ds.splits[split] or ds:size(split) == 0 then fail("%s has no '%s' windows", args[1], split) end
-      labels = ds.splits[split].labels
-      if groove then
-        labels = ds.splits[split].groove
-        if not labels then fail("%s has no groove data; a groove model needs musicvae prepare --groove", args[1]) end
-      end
-    else
-      if not core.isfile(args[1]) and not core.isdir(args[1]) then fail("%s: no such file or folder", args[1]) end
-      local err
-      labels, err = Eval.windows_from_midi(args[1], { groove = groove })
-      if not labels then fail("%s", err) end
-    end
+    local labels = M.eval_windows(args[1], opts.split, groove)
     local r = groove and Eval.groove_metrics(m, labels, { batch_size = opts.batch or 64 })
       or Eval.metrics(m, labels, { batch_size = opts.batch or 64 })
     r.model = m.path
@@ -513,6 +522,57 @@ M.register {
       out:write(("%s on %d windows: tf_accuracy %.4f, sampled_accuracy %.4f, recon_nll %.3f, kl %.3f\n"):format(
         m.path or "model", r.windows, r.tf_accuracy, r.sampled_accuracy, r.recon_nll, r.kl))
     end
+    return 0
+  end,
+}
+
+M.register {
+  name = "quality",
+  summary = "Report what users hear: realism of samples, reconstruction, interpolation, latent use, memorisation.",
+  usage = "quality [--model M] DATA [--split validation] [-n 1000] [--temperature T] [--seed S] [--train DATA.mvd] [--json]",
+  details = "DATA is a dataset file (its --split), a folder of MIDI files or one MIDI file, the reference set.\n" ..
+    "Realism (Yang & Lerch 2020): per feature, the overlap area (OA, 1 = the same) and KL between the\n" ..
+    "reference's intra-set distances and the sample-to-reference distances, for the model's samples, a\n" ..
+    "bar-position 4-gram trained on the train split (the baseline) and real train windows; position =\n" ..
+    "(model - baseline) / (real - baseline) on OA. The train split comes from DATA when it is a dataset\n" ..
+    "file, else from --train. docs/process.md explains every number.",
+  min_args = 1, max_args = 1,
+  options = {
+    { name = "--model", arg = "PATH|NAME", help = "model file or name (default: $MUSICVAE_MODEL or the shipped model)" },
+    { name = "--split", arg = "NAME", help = "split of a dataset file (default validation)" },
+    { name = "-n", arg = "N", type = "integer", help = "samples per set and reference windows (default 1000)",
+      check = function(v) return v >= 2, "must be at least 2" end },
+    { name = "--temperature", arg = "T", type = "number", help = "sampling temperature (default 0.5)",
+      check = function(v) return v >= 0 and v <= 100, "must be between 0 and 100" end },
+    { name = "--seed", arg = "S", type = "integer", help = "random seed of every draw in the report (default 1)" },
+    { name = "--pairs", arg = "P", type = "integer", help = "interpolation pairs (default 100)",
+      check = function(v) return v >= 1, "must be at least 1" end },
+    { name = "--train", arg = "DATA.mvd", help = "dataset file whose train split gives the baseline and real data" },
+    { name = "--json", type = "flag", help = "print one JSON object on the last line" },
+  },
+  run = function(opts, args, out)
+    local Q = require "musicvae.quality"
+    local m = M.load_model(opts.model)
+    if m.config.groove then fail("%s is a groove model; quality measures categorical drum models", m.path or "model") end
+    local ref, ds = M.eval_windows(args[1], opts.split, false)
+    local train
+    if opts.train then
+      local Data = require "musicvae.data"
+      local tds, err = Data.load(opts.train)
+      if not tds then fail("%s", err) end
+      ds = tds
+    end
+    if ds then
+      if ds:size("train") > 0 then train = ds.splits.train.labels end
+      if ds.bars ~= m.config.bars then
+        fail("the dataset has %d-bar windows, the model %d bars", ds.bars, m.config.bars)
+      end
+    end
+    local rep, err = Q.report(m, ref, { n = opts.n, temperature = opts.temperature, seed = opts.seed,
+      pairs = opts.pairs, train = train })
+    if not rep then fail("%s", err) end
+    Q.print(rep, out)
+    if opts.json then out:write(json.encode(rep), "\n") end
     return 0
   end,
 }

@@ -80,9 +80,9 @@ function Model.config(c, overrides)
     error(("config: mode must be groove, humanize or tap, not %s"):format(tostring(out.mode)), 2)
   end
   local nd = out.note_dropout
-  if nd ~= nil and (type(nd) ~= "number" or nd < 0 or nd > 1 or not out.groove) then
-    error(("config: note_dropout (magenta's max_note_dropout_probability) is a number in 0-1 for groove"
-      .. " models, not %s"):format(tostring(nd)), 2)
+  if nd ~= nil and (type(nd) ~= "number" or nd < 0 or nd > 1) then
+    error(("config: note_dropout (magenta's max_note_dropout_probability) is a number in 0-1, not %s")
+      :format(tostring(nd)), 2)
   end
   return out
 end
@@ -270,6 +270,30 @@ local function drop_notes(target, max_p, rng)
     end
   end
   return core.tensor(f):view(n, L, 27)
+end
+
+--- The encoder's input for categorical labels [n, steps] in training (a denoising input: the
+-- target stays whole): with the config's note_dropout > 0, for each window p ~ U(0, note_dropout)
+-- and each hit (step, class) is dropped with probability p. rng draws p, then one uniform per hit
+-- in (row, step, class) order. Without note dropout, the labels themselves.
+function Model:label_input(labels, rng)
+  local nd = self.config.note_dropout or 0
+  if not rng or nd <= 0 then return labels end
+  local n, L = labels:size(1), labels:size(2)
+  local f = labels:contiguous():view(-1):totable() -- a copy
+  for r = 0, n - 1 do
+    local p = rng:uniform() * nd
+    for s = 1, L do
+      local l = math.tointeger(f[r * L + s])
+      if l ~= 0 then
+        for c = 0, 8 do
+          if (l >> c) & 1 == 1 and rng:uniform() < p then l = l & ~(1 << c) end
+        end
+        f[r * L + s] = l
+      end
+    end
+  end
+  return core.tensor(f):view(n, L)
 end
 
 --- The encoder's input for groove targets [n, steps, 27] under the model's mode:

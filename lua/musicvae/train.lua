@@ -40,6 +40,10 @@ function T.checkpoints(dir)
   return out
 end
 
+--- The config keys that make up the model's architecture (fixed on resume and --init).
+T.ARCH = { enc = true, cond = true, dec = true, z = true, bars = true, steps_per_bar = true, vocab = true,
+  input_depth = true, groove = true, mode = true }
+
 local Trainer = {}
 Trainer.__index = Trainer
 
@@ -79,10 +83,8 @@ function T.new(o)
     if not meta then return nil, serr end
     tr.model, tr.cfg = m, m.config
     -- training settings may change on resume (--set sampling_rate=...); the architecture may not
-    local ARCH = { enc = true, cond = true, dec = true, z = true, bars = true, steps_per_bar = true, vocab = true,
-      input_depth = true }
     for k, v in pairs(o.set or {}) do
-      if ARCH[k] then return nil, ("cannot change %s when resuming (it is part of the model)"):format(k) end
+      if T.ARCH[k] then return nil, ("cannot change %s when resuming (it is part of the model)"):format(k) end
       tr.cfg[k] = v
     end
     tr.seed = tonumber(meta.seed)
@@ -99,6 +101,43 @@ function T.new(o)
     tr.resumed_from = ckpts[1].path
   elseif not o.resume and #ckpts > 0 and not o.force then
     return nil, o.out .. " already holds checkpoints; use --resume to continue or another --out"
+  elseif o.init then
+    -- a warm start: the weights (and config) of a trained model, Adam fresh, the schedules going on
+    -- from the model's step, and a linear learning-rate warm-up over init_warmup_steps (default 200)
+    local path, rerr = require("musicvae.models").resolve(o.init)
+    if not path then return nil, "--init: " .. rerr end
+    local m, merr = Model.load(path)
+    if not m then return nil, "--init: " .. merr end
+    if o.config then
+      local cok, want = pcall(Model.config, o.config)
+      if not cok then return nil, tostring(want):gsub("^.-:%d+: ", "") end
+      for k in pairs(T.ARCH) do
+        if json.encode(want[k]) ~= json.encode(m.config[k]) then
+          m:close()
+          return nil, ("--init: %s has another architecture than config %s (%s %s, not %s)"):format(path, o.config, k,
+            json.encode(m.config[k]), json.encode(want[k]))
+        end
+      end
+    end
+    for k, v in pairs(o.set or {}) do
+      if T.ARCH[k] then
+        m:close()
+        return nil, ("cannot change %s with --init (it is part of the model)"):format(k)
+      end
+    end
+    local cfgok, cfg = pcall(Model.config, m.config, o.set)
+    if not cfgok then return nil, tostring(cfg):gsub("^.-:%d+: ", "") end
+    m.config = cfg
+    local from = math.tointeger(tonumber(m.metadata and m.metadata.step or "")) or 0
+    cfg.init_from = path
+    cfg.init_step = from
+    if not (o.set and o.set.init_warmup_steps) then cfg.init_warmup_steps = 200 end
+    tr.seed = o.seed or 1
+    tr.model, tr.cfg = m, cfg
+    tr.step, tr.epoch, tr.cursor, tr.seconds, tr.skipped = from, 0, 1, 0, 0
+    tr.rng_z = core.rng(tr.seed, "z")
+    tr.rng_s = core.rng(tr.seed, "sampling")
+    tr.rng_d = core.rng(tr.seed, "dropout")
   else
     local cfgok, cfg = pcall(Model.config, o.config or "small", o.set)
     if not cfgok then return nil, tostring(cfg):gsub("^.-:%d+: ", "") end
@@ -159,7 +198,15 @@ function T.new(o)
   return tr
 end
 
-function Trainer:lr() return self.sched.lr(self.step) end
+--- The learning rate of a step: the schedule's, times a linear warm-up after --init.
+function Trainer:lr_at(step)
+  local lr = self.sched.lr(step)
+  local w, from = self.cfg.init_warmup_steps, self.cfg.init_step
+  if w and w > 0 and from and step - from < w then lr = lr * (step - from + 1) / w end
+  return lr
+end
+
+function Trainer:lr() return self:lr_at(self.step) end
 
 -- The next batch of the epoch order; a new epoch (and order) when fewer than B remain.
 function Trainer:next_batch()
@@ -188,7 +235,7 @@ function Trainer:step_once()
   local batch = mine(self:next_batch())
   local beta = self.sched.beta(self.step)
   local p = self.sched.sampling(self.step)
-  local lr = self.sched.lr(self.step)
+  local lr = self:lr_at(self.step)
   local eps = mine(core.randn(self.rng_z, { B, cfg.z }))
   local opts = { eps = eps, beta = beta, free_nats = self.free_nats, p_sample = p, backward = true }
   if p > 0 then
@@ -206,6 +253,8 @@ function Trainer:step_once()
     -- same stream, before the masks, only when it is on
     st = vae:forward(self.model:groove_input(batch, self.rng_d), batch, opts)
   else
+    -- note dropout on the encoder's input only (config note_dropout): from the dropout stream
+    if (cfg.note_dropout or 0) > 0 then opts.enc_labels = self.model:label_input(batch, self.rng_d) end
     st = vae:forward(batch, opts)
   end
   if self.dist then
