@@ -97,7 +97,7 @@ function mvdrums:load_model(name)
   local m, err = mv.load(spec)
   if not m then error(err, 0) end
   if self.model then pcall(self.model.close, self.model) end
-  self.model, self.model_name = m, name or require("musicvae.models").DEFAULT
+  self.model, self.model_name = m, name or os.getenv("MUSICVAE_MODEL") or require("musicvae.models").DEFAULT
   self.groove = m.config.groove and true or false
   self.spb = m.config.steps_per_bar
   self.pitches = mv.drums.exemplars(mv.drums.map())
