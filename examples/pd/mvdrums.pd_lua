@@ -96,6 +96,7 @@ function mvdrums:load_model(name)
   end
   local m, err = mv.load(spec)
   if not m then error(err, 0) end
+  self:drop_ahead() -- its generator belongs to the old model
   if self.model then pcall(self.model.close, self.model) end
   self.model, self.model_name = m, name or os.getenv("MUSICVAE_MODEL") or require("musicvae.models").DEFAULT
   self.groove = m.config.groove and true or false
@@ -193,7 +194,18 @@ function mvdrums:initialize(_, atoms)
   return true -- the object exists even without a model: `model NAME` can fix it, connections stay
 end
 
+--- A tick's error is reported once, not on every tick after it.
 function mvdrums:in_1_tick()
+  local ok, err = pcall(self.play, self)
+  if ok then
+    self.tick_error = nil
+  elseif clean(err) ~= self.tick_error then
+    self.tick_error = clean(err)
+    self:error("mvdrums: tick: " .. self.tick_error)
+  end
+end
+
+function mvdrums:play()
   local c = self.current
   -- A new pattern starts at a bar line; the first one as soon as it is ready.
   if self.want and self.ahead and self.ahead.ready and (not c or self.pos % self.spb == 0) then
@@ -248,8 +260,7 @@ end
 function mvdrums:in_1_model(atoms)
   guard(self, "model", function()
     if type(atoms[1]) ~= "string" then error("model needs a name or a path", 0) end
-    self:drop_ahead()
-    self:load_model(atoms[1])
+    self:load_model(atoms[1]) -- on failure the old model and what it generates ahead stay
     self:prepare(self.current and self.current.index or 1)
     self.want = true
   end)
@@ -265,7 +276,7 @@ function mvdrums:in_1_vary(atoms)
     self.varies = self.varies + 1
     local seed = self.seed + self.varies -- each vary a new step from the playing pattern
     local p = { labels = c.labels, bars = #c.labels // self.spb, steps_per_bar = self.spb }
-    self:drop_ahead()
+    local ahead
     if self.groove then
       p.velocities, p.offsets = c.velocities, {}
       for s = 1, #c.labels do p.offsets[s] = { 0, 0, 0, 0, 0, 0, 0, 0, 0 } end
@@ -273,12 +284,13 @@ function mvdrums:in_1_vary(atoms)
       local r = self.mv.rng(seed, "vary", 1)
       for k = 1, self.model.config.z do mu:set(mu:get(1, k) + amount * r:normal(), 1, k) end
       local q = self.model:decode(mu, { temperature = 0, seed = seed })[1]
-      self.ahead = groove_take(q, c.index)
+      ahead = groove_take(q, c.index)
     else
       local g = self.model:vary(self.mv.pattern(p), { amount = amount, seed = seed, clock = self.clock })
-      self.ahead = { gen = g, index = c.index }
+      ahead = { gen = g, index = c.index }
     end
-    self.want = true
+    self:drop_ahead()
+    self.ahead, self.want = ahead, true
   end)
 end
 
