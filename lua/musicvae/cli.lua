@@ -898,7 +898,8 @@ M.register {
   min_args = 1, max_args = 1,
   options = { { name = "--model", arg = "PATH|NAME", help = "tap model file or name (default gmd-4bar-tap)" },
     GEN_OPTIONS.out_file, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.bar, GEN_OPTIONS.kit,
-    GEN_OPTIONS.force, GEN_OPTIONS.quiet, { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" } },
+    GEN_OPTIONS.force, GEN_OPTIONS.quiet, { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" },
+    GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("tap: -o OUT.mid is required") end
     local spec = opts.model or "gmd-4bar-tap"
