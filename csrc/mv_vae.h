@@ -211,6 +211,16 @@ const int32_t *mv_vae_gen_labels(const mv_vae_gen *g);
 typedef struct mv_adam_opts {
   mv_real lr, beta1, beta2, eps, clip_norm, zero_above;
 } mv_adam_opts;
+/* The defaults, the one place they are written (TF's Adam; magenta's learning rate, clip norm
+ * and grad_norm_clip_to_zero): the binding starts from them and exports them to Lua's configs. */
+#define MV_ADAM_LR 1e-3
+#define MV_ADAM_BETA1 0.9
+#define MV_ADAM_BETA2 0.999
+#define MV_ADAM_EPS 1e-8
+#define MV_ADAM_CLIP_NORM 1.0
+#define MV_ADAM_ZERO_ABOVE 10000.0
+#define MV_ADAM_DEFAULTS \
+  {MV_ADAM_LR, MV_ADAM_BETA1, MV_ADAM_BETA2, MV_ADAM_EPS, MV_ADAM_CLIP_NORM, MV_ADAM_ZERO_ABOVE}
 int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err);
 
 #endif

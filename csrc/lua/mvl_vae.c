@@ -84,9 +84,11 @@ static int getsizes(lua_State *L, int t, const char *k, int *out) {
   return n;
 }
 
-static int getint(lua_State *L, int t, const char *k, int def) {
+/* A required integer field: the defaults live in Lua's Model.config, not here. */
+static int getint(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
-  int v = (int)luaL_optinteger(L, -1, def);
+  if (!lua_isinteger(L, -1)) luaL_error(L, "config: %s must be an integer", k);
+  int v = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   return v;
 }
@@ -98,11 +100,11 @@ static int l_new(lua_State *L) {
   lua_getfield(L, 1, "groove");
   c.groove = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  c.input_depth = getint(L, 1, "input_depth", 10);
-  c.vocab = getint(L, 1, "vocab", 512);
-  c.z = getint(L, 1, "z", 256);
-  c.bars = getint(L, 1, "bars", 4);
-  c.steps = getint(L, 1, "steps", 16);
+  c.input_depth = getint(L, 1, "input_depth");
+  c.vocab = getint(L, 1, "vocab");
+  c.z = getint(L, 1, "z");
+  c.bars = getint(L, 1, "bars");
+  c.steps = getint(L, 1, "steps");
   c.enc_layers = getsizes(L, 1, "enc", c.enc);
   lua_getfield(L, 1, "cond");
   int has_cond = !lua_isnil(L, -1);
@@ -496,13 +498,13 @@ static int m_decode(lua_State *L) {
 static int m_adam_step(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  mv_adam_opts o;
-  o.lr = (float)optnum(L, 2, "lr", 1e-3);
-  o.beta1 = (float)optnum(L, 2, "beta1", 0.9);
-  o.beta2 = (float)optnum(L, 2, "beta2", 0.999);
-  o.eps = (float)optnum(L, 2, "eps", 1e-8);
-  o.clip_norm = (float)optnum(L, 2, "clip_norm", 1.0);
-  o.zero_above = (float)optnum(L, 2, "zero_above", 10000.0);
+  mv_adam_opts o = MV_ADAM_DEFAULTS;
+  o.lr = (float)optnum(L, 2, "lr", o.lr);
+  o.beta1 = (float)optnum(L, 2, "beta1", o.beta1);
+  o.beta2 = (float)optnum(L, 2, "beta2", o.beta2);
+  o.eps = (float)optnum(L, 2, "eps", o.eps);
+  o.clip_norm = (float)optnum(L, 2, "clip_norm", o.clip_norm);
+  o.zero_above = (float)optnum(L, 2, "zero_above", o.zero_above);
   double norm;
   int skipped;
   mv_err err;
@@ -694,9 +696,25 @@ static const luaL_Reg methods[] = {{"init", m_init},
                                    {"close", m_close},
                                    {NULL, NULL}};
 
+/* core.adam_defaults() -> {lr, beta1, beta2, eps, clip_norm, zero_above}: MV_ADAM_DEFAULTS, which
+ * Lua's configs take their learning rate and clipping defaults from */
+static int l_adam_defaults(lua_State *L) {
+  lua_createtable(L, 0, 6);
+  const struct { const char *k; double v; } f[] = {{"lr", MV_ADAM_LR},           {"beta1", MV_ADAM_BETA1},
+                                                   {"beta2", MV_ADAM_BETA2},     {"eps", MV_ADAM_EPS},
+                                                   {"clip_norm", MV_ADAM_CLIP_NORM}, {"zero_above", MV_ADAM_ZERO_ABOVE}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushnumber(L, f[i].v);
+    lua_setfield(L, -2, f[i].k);
+  }
+  return 1;
+}
+
 void mvl_vae_open(lua_State *L) {
   mvl_newclass(L, MVL_VAE_MT, methods, m_close);
   mvl_newclass(L, MVL_GEN_MT, gen_methods, g_close);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "vae_new");
+  lua_pushcfunction(L, l_adam_defaults);
+  lua_setfield(L, -2, "adam_defaults");
 }

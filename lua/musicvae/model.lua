@@ -20,11 +20,13 @@ local function copy(t)
 end
 
 -- Training hyper-parameters shared by the configs (magenta's defaults and
--- cat-drums values; see docs/design.md). Architecture keys go to the core.
+-- cat-drums values; see docs/design.md). Architecture keys go to the core. The learning rate and
+-- the clipping come from the core's Adam defaults (MV_ADAM_DEFAULTS, the one place they are written).
+local ADAM = core.adam_defaults()
 local TRAIN = {
   batch_size = 64,
-  learning_rate = 1e-3, decay_rate = 0.9999, min_learning_rate = 1e-5,
-  grad_clip = 1.0, grad_norm_clip_to_zero = 10000,
+  learning_rate = ADAM.lr, decay_rate = 0.9999, min_learning_rate = 1e-5,
+  grad_clip = ADAM.clip_norm, grad_norm_clip_to_zero = math.tointeger(ADAM.zero_above),
   free_bits = 48, max_beta = 0.2, beta_rate = 0.0,
   beta_schedule = "magenta",
   sampling_schedule = "inverse_sigmoid", sampling_rate = 1000,
@@ -56,8 +58,63 @@ Model.configs = {
 }
 Model.GROOVE_MODES = { groove = true, humanize = true, tap = true }
 
---- Model.config(name_or_table[, overrides]) -> a complete config table
-function Model.config(c, overrides)
+--- The config keys that make up the model's architecture, the one list: the core builds the
+-- network from them (arch below), and they are fixed on resume and --init (train.lua).
+Model.ARCH = { "groove", "mode", "input_depth", "vocab", "z", "bars", "steps_per_bar", "enc", "cond", "dec" }
+
+--- Every key a config may hold, and what reads it (an unknown key is an error naming the closest).
+local KEYS = {
+  -- the training loop and Adam (train.lua)
+  "batch_size", "learning_rate", "decay_rate", "min_learning_rate", "grad_clip", "grad_norm_clip_to_zero",
+  "free_bits", "max_beta", "init_from", "init_step", "init_warmup_steps",
+  -- schedules.lua
+  "beta_schedule", "beta_rate", "beta_warmup_steps", "beta_total_steps", "beta_cycles", "beta_ratio",
+  "beta_midpoint", "beta_width", "sampling_schedule", "sampling_rate", "sampling_steps", "sampling_max",
+  "lr_schedule", "warmup_steps", "total_steps",
+  -- groove training inputs and metrics
+  "keep_prob", "note_dropout", "mean_velocity",
+  -- the model's name and the drum map of its data (class -> pitches, recorded by train)
+  "name", "drum_map",
+}
+Model.KEYS = {}
+for _, list in ipairs { Model.ARCH, KEYS } do
+  for _, k in ipairs(list) do Model.KEYS[k] = true end
+end
+
+local function distance(a, b) -- Levenshtein, for "did you mean"
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:byte(i) == b:byte(j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- Model.check_key(k) -> true, or nil, "unknown config key 'k' (did you mean ...?)"
+function Model.check_key(k)
+  if Model.KEYS[k] then return true end
+  local best, bd
+  for known in pairs(Model.KEYS) do
+    local d = distance(tostring(k), known)
+    if not bd or d < bd or (d == bd and known < best) then best, bd = known, d end
+  end
+  return nil, ("unknown config key '%s' (did you mean %s?)"):format(tostring(k), best)
+end
+
+local function check_keys(t)
+  for k in pairs(t or {}) do
+    local ok, why = Model.check_key(k)
+    if not ok then error("config: " .. why, 3) end
+  end
+end
+
+--- Model.config(name_or_table[, overrides]) -> a complete config table. An unknown key raises
+-- (naming the closest known one). The defaults of every key live here (the core has none).
+function Model.config(c, overrides, lenient)
   local base
   if type(c) == "string" then
     base = Model.configs[c]
@@ -72,8 +129,10 @@ function Model.config(c, overrides)
   else
     error("config: a name or a table", 2)
   end
+  if not lenient then check_keys(base) end
+  check_keys(overrides)
   local out = copy(TRAIN)
-  out.input_depth, out.vocab, out.bars, out.steps_per_bar = 10, 512, 4, 16
+  out.input_depth, out.vocab, out.z, out.bars, out.steps_per_bar = 10, 512, 256, 4, 16
   for k, v in pairs(base) do out[k] = v end
   for k, v in pairs(overrides or {}) do out[k] = v end
   if out.groove and not Model.GROOVE_MODES[out.mode or "groove"] then
@@ -84,17 +143,25 @@ function Model.config(c, overrides)
     error(("config: note_dropout (magenta's max_note_dropout_probability) is a number in 0-1, not %s")
       :format(tostring(nd)), 2)
   end
+  if out.drum_map ~= nil then
+    local ok, why = pcall(drums.map, out.drum_map)
+    if not ok then error("config: drum_map: " .. tostring(why):gsub("^.-:%d+: ", ""), 2) end
+  end
   return out
 end
 
+-- The core's network description: the architecture keys (steps_per_bar is the core's steps).
 local function arch(cfg)
-  return { groove = cfg.groove, input_depth = cfg.input_depth, vocab = cfg.vocab, z = cfg.z, bars = cfg.bars,
-    steps = cfg.steps_per_bar, enc = cfg.enc, cond = (not cfg.groove) and cfg.cond or nil, dec = cfg.dec }
+  local a = {}
+  for _, k in ipairs(Model.ARCH) do a[k] = cfg[k] end
+  a.steps, a.steps_per_bar, a.mode = a.steps_per_bar, nil, nil
+  if cfg.groove then a.cond = nil end
+  return a
 end
 
 --- Model.new(config[, seed]) -> model with magenta's initialisation from (seed, "init")
-function Model.new(cfg, seed)
-  cfg = Model.config(cfg)
+function Model.new(cfg, seed, lenient)
+  cfg = Model.config(cfg, nil, lenient)
   local ok, vae = pcall(core.vae_new, arch(cfg))
   if not ok then error(vae, 2) end
   local m = setmetatable({ vae = vae, config = cfg }, Model)
@@ -148,7 +215,8 @@ function Model.load(path)
   if not ok then return nil, err end
   local cfg = meta.config and json.decode(meta.config)
   if type(cfg) ~= "table" then return nil, path .. ": the header has no readable config" end
-  local built, m = pcall(Model.new, cfg)
+  -- lenient: a file may hold keys of a newer minor version
+  local built, m = pcall(Model.new, cfg, nil, true)
   if not built then return nil, path .. ": bad config: " .. tostring(m):gsub("^.-:%d+: ", "") end
   local P_ = m.vae:params()
   local seen = {}
@@ -214,12 +282,39 @@ local function as_list(x)
   return x, false
 end
 
---- m:labels_tensor(patterns) -> [n, steps] tensor (each pattern's first steps; padded with 0)
+--- m:drum_map() -> the drum map of the model's data (class -> pitches): what its inputs are read
+-- with and its outputs written with (magenta's for models from before the map was recorded).
+function Model:drum_map() return drums.map(self.config.drum_map) end
+
+--- m:window_options() -> the options of Data.file_windows for this model's inputs: its bars,
+-- steps per bar, drum map and kind (groove rows or labels).
+function Model:window_options()
+  local c = self.config
+  return { bars = c.bars, steps_per_bar = c.steps_per_bar, steps_per_quarter = c.steps_per_bar // 4,
+    map = self:drum_map(), groove = c.groove and true or false }
+end
+
+-- A pattern the model can read: as many steps as the model has (a longer one gives its first
+-- steps), in the model's steps per bar. Raises otherwise: never padding with silence.
+local function fit(self, p)
+  p = P.new(p)
+  local c = self.config
+  if p.steps_per_bar ~= c.steps_per_bar then
+    error(("pattern has %d steps per bar, the model %d"):format(p.steps_per_bar, c.steps_per_bar), 3)
+  end
+  if #p.labels < self.steps then
+    error(("pattern has %d bars, the model needs %d (a pattern made with bars = %d is padded with rests)")
+      :format(#p.labels // c.steps_per_bar, c.bars, c.bars), 3)
+  end
+  return p
+end
+
+--- m:labels_tensor(patterns) -> [n, steps] tensor (each pattern's first steps)
 function Model:labels_tensor(patterns)
   local list = as_list(patterns)
   local t = core.zeros(#list, self.steps)
   for i, p in ipairs(list) do
-    p = P.new(p)
+    p = fit(self, p)
     for s = 1, math.min(#p.labels, self.steps) do t:set(p.labels[s], i, s) end
   end
   return t
@@ -232,7 +327,7 @@ function Model:groove_tensor(patterns)
   local L = self.steps
   local rows = {}
   for i, p in ipairs(list) do
-    p = P.new(p)
+    p = fit(self, p)
     local row, vel, off = {}, p.velocities or {}, p.offsets or {}
     for s = 1, L do
       local l, v, o = p.labels[s] or 0, vel[s] or {}, off[s] or {}
@@ -625,5 +720,4 @@ function Model:vary(p, o)
 end
 
 Model.Generator = Generator
-Model.drums = drums
 return Model
