@@ -234,13 +234,6 @@ static const float *opt_tensor(lua_State *L, int t, const char *k, int64_t numel
   return x->t.data;
 }
 
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  lua_getfield(L, t, k);
-  double v = luaL_optnumber(L, -1, def);
-  lua_pop(L, 1);
-  return v;
-}
-
 /* The training options table at index t, the top of the stack (created if absent). */
 static void train_opts(lua_State *L, mvl_vae *u, int B, int t, mv_vae_train_opts *o_) {
   if (lua_isnoneornil(L, t)) lua_newtable(L);
@@ -252,14 +245,14 @@ static void train_opts(lua_State *L, mvl_vae *u, int B, int t, mv_vae_train_opts
   o.eps = opt_tensor(L, t, "eps", (int64_t)B * c->z, "[batch, z]");
   o.coins = opt_tensor(L, t, "coins", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
   o.draws = opt_tensor(L, t, "draws", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
-  o.p_sample = (float)optnum(L, t, "p_sample", 0);
-  o.beta = (float)optnum(L, t, "beta", 0);
-  o.free_nats = (float)optnum(L, t, "free_nats", 0);
+  o.p_sample = (float)mvl_optnum(L, t, "p_sample", 0);
+  o.beta = (float)mvl_optnum(L, t, "beta", 0);
+  o.free_nats = (float)mvl_optnum(L, t, "free_nats", 0);
   lua_getfield(L, t, "backward");
   o.backward = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (o.p_sample > 0 && !o.coins) luaL_error(L, "p_sample > 0 needs coins (and draws)");
-  o.keep_prob = (float)optnum(L, t, "keep_prob", 1);
+  o.keep_prob = (float)mvl_optnum(L, t, "keep_prob", 1);
   if (!(o.keep_prob > 0 && o.keep_prob <= 1)) luaL_error(L, "keep_prob must be in (0, 1]");
   lua_getfield(L, t, "dropout");
   if (!lua_isnil(L, -1)) o.dropout = mvl_checkrng(L, -1); /* stays referenced by the options table */
@@ -444,7 +437,7 @@ static int m_decode(lua_State *L) {
   int want_hitp = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    temp = (float)optnum(L, 3, "temperature", 0);
+    temp = (float)mvl_optnum(L, 3, "temperature", 0);
     if (c->groove) hits = opt_tensor(L, 3, "hits", (int64_t)B * c->bars * c->steps * (c->vocab / 3), "[batch, steps, classes]");
     lua_getfield(L, 3, "hit_probs");
     want_hitp = c->groove && lua_toboolean(L, -1);
@@ -499,12 +492,12 @@ static int m_adam_step(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   mv_adam_opts o = MV_ADAM_DEFAULTS;
-  o.lr = (float)optnum(L, 2, "lr", o.lr);
-  o.beta1 = (float)optnum(L, 2, "beta1", o.beta1);
-  o.beta2 = (float)optnum(L, 2, "beta2", o.beta2);
-  o.eps = (float)optnum(L, 2, "eps", o.eps);
-  o.clip_norm = (float)optnum(L, 2, "clip_norm", o.clip_norm);
-  o.zero_above = (float)optnum(L, 2, "zero_above", o.zero_above);
+  o.lr = (float)mvl_optnum(L, 2, "lr", o.lr);
+  o.beta1 = (float)mvl_optnum(L, 2, "beta1", o.beta1);
+  o.beta2 = (float)mvl_optnum(L, 2, "beta2", o.beta2);
+  o.eps = (float)mvl_optnum(L, 2, "eps", o.eps);
+  o.clip_norm = (float)mvl_optnum(L, 2, "clip_norm", o.clip_norm);
+  o.zero_above = (float)mvl_optnum(L, 2, "zero_above", o.zero_above);
   double norm;
   int skipped;
   mv_err err;
@@ -518,11 +511,8 @@ static int m_adam_step(lua_State *L) {
 static int m_adam_state(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   mv_vae *m = u->m;
-  if (!m->adam_m) {
-    m->adam_m = calloc((size_t)m->nfloats, sizeof(float));
-    m->adam_v = calloc((size_t)m->nfloats, sizeof(float));
-    if (!m->adam_m || !m->adam_v) return luaL_error(L, "out of memory for Adam moments");
-  }
+  mv_err err;
+  if (mv_vae_adam_alloc(m, &err)) return mvl_raise(L, &err);
   lua_pushinteger(L, m->adam_t);
   int64_t n = m->nfloats;
   mv_tensor t;
