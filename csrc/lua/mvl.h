@@ -15,8 +15,8 @@
 #define MVL_RNG_MT "musicvae.Rng"
 
 /* A tensor handle. Owners hold their data in `base`; views share an owner's
- * data and keep the owner alive through user value 1. `alive` points at the
- * owner's `closed` flag (the handle's own for owners), so a view of a closed
+ * data and keep the owner alive through user value 1. `owner_closed` points at
+ * the owner's `closed` flag (the handle's own for owners), so a view of a closed
  * owner is closed too. */
 typedef struct mvl_tensor {
   mv_tensor t;

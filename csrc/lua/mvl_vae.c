@@ -7,6 +7,7 @@
  *   m:logits() -> [B, L, V] of the last forward   m:latents() -> mu, sigma, z of the last forward
  *   m:adam_step{lr, beta1, beta2, eps, clip_norm, zero_above} -> grad_norm, skipped
  *   m:adam_state() -> t, m (views), v (views)      m:set_adam_t(t)
+ *   core.adam_defaults() -> {lr, beta1, beta2, eps, clip_norm, zero_above} (MV_ADAM_DEFAULTS)
  * Groove models (groove = true; flat decoder, 27-float steps):
  *   m:forward(x [B, L, D], target [B, L, V], opts) -> stats  (opts also: keep_prob, dropout = rng)
  *   m:encode(x [B, L, D]) -> mu, sigma   m:decode(z, {temperature, rngs, hits}) -> [B, L, V] (hits 0/1 |
@@ -299,7 +300,7 @@ static int steps_arg(lua_State *L, mvl_vae *u, int idx, int n, const char *what)
   return (int)t->t.size[0];
 }
 
-/* m:forward_groove(x [B, L, D], target [B, L, V], opts) -> stats */
+/* m:forward(x [B, L, D], target [B, L, V], opts) -> stats, for a groove model (m:forward dispatches here) */
 static int m_forward_groove(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   const mv_vae_config *c = &u->m->cfg;

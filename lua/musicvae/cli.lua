@@ -778,7 +778,7 @@ M.register {
 
 M.register {
   name = "reconstruct",
-  summary = "Encode a MIDI file's 4-bar windows and decode them again (every window, or --bar K).",
+  summary = "Encode a MIDI file's windows of the model's bars and decode them again (every window, or --bar K).",
   usage = "reconstruct [--model M] IN.mid -o DIR [--bar K] [--temperature T] [--seed S] [--force]",
   min_args = 1, max_args = 1,
   options = { GEN_OPTIONS.model, GEN_OPTIONS.out, GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
@@ -1004,7 +1004,10 @@ local function main_help(out)
   out:write("usage: musicvae <command> [options]\n\n")
   out:write("MusicVAE drum patterns from Lua and the shell.\n\ncommands:\n")
   for _, name in ipairs(order) do
-    out:write(("  %-12s %s\n"):format(name, commands[name].summary:match("^[^.]*")))
+    -- the first sentence (a period that ends one is followed by a space or the end, so
+    -- "log.csv" and "magenta.js" stay whole)
+    local summary = commands[name].summary
+    out:write(("  %-12s %s\n"):format(name, summary:match("^(.-)%.%s") or summary:gsub("%.$", "")))
   end
   out:write("\nglobal options: --help, --version, --debug (tracebacks on errors)\n")
   out:write("Run 'musicvae <command> --help' for a command's options.\n")
