@@ -239,3 +239,22 @@ void heads_encoder_bwd(mv_vae *m, mv_vae_ws *w, const mv_vae_train_opts *o) {
   }
   encoder_bwd(m, w);
 }
+
+/* Encoding at inference (mv_vae_encode, mv_vae_encode_x): labels or float steps xf through the
+ * encoder (on the packed recurrent weights; the training arithmetic in the double build) and the
+ * heads at z = mu; mu and sigma [B, z] out (either may be NULL). */
+int encode_rows(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf, mv_real *mu, mv_real *sigma,
+                mv_err *err) {
+  int B = w->B, Z = m->cfg.z;
+#ifndef MV_VAE_DOUBLE
+  int rc = encoder_infer(m, w, labels, xf, err);
+  if (rc) return rc;
+#else
+  (void)err;
+  encoder_fwd(m, w, labels, xf);
+#endif
+  heads_fwd(m, w, NULL, 1);
+  if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
+  if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
+  return MV_OK;
+}

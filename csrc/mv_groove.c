@@ -163,20 +163,10 @@ const mv_real *mv_vae_dropout_masks(const mv_vae_ws *w, int enc, int l) {
 }
 
 int mv_vae_encode_x(mv_vae *m, mv_vae_ws *w, const mv_real *x, mv_real *mu, mv_real *sigma, mv_err *err) {
-  int B = w->B, Z = m->cfg.z;
-  int rc = check_groove(m, x, (int64_t)B * w->L * m->cfg.input_depth, NULL, 0, err);
+  int rc = check_groove(m, x, (int64_t)w->B * w->L * m->cfg.input_depth, NULL, 0, err);
   if (rc) return rc;
   w->drop = 0;
-#ifndef MV_VAE_DOUBLE
-  rc = encoder_infer(m, w, NULL, x, err);
-  if (rc) return rc;
-#else
-  encoder_fwd(m, w, NULL, x);
-#endif
-  heads_fwd(m, w, NULL, 1);
-  if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
-  if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
-  return MV_OK;
+  return encode_rows(m, w, NULL, x, mu, sigma, err);
 }
 
 int mv_vae_decode_groove(mv_vae *m, mv_vae_ws *w, const mv_real *z, mv_real temperature, mv_rng *rngs,

@@ -316,22 +316,13 @@ const mv_real *mv_vae_sigma(const mv_vae_ws *w) { return w->sigma; }
 const mv_real *mv_vae_z(const mv_vae_ws *w) { return w->z; }
 
 int mv_vae_encode(mv_vae *m, mv_vae_ws *w, const int32_t *labels, mv_real *mu, mv_real *sigma, mv_err *err) {
-  int B = w->B, L = w->L, V = m->cfg.vocab, Z = m->cfg.z;
+  int B = w->B, L = w->L, V = m->cfg.vocab;
   if (m->cfg.groove) return mv_seterr(err, MV_EINVAL, "a groove model encodes float steps (mv_vae_encode_x)");
   w->drop = 0;
   for (int64_t k = 0; k < (int64_t)B * L; k++)
     if (labels[k] < 0 || labels[k] >= V)
       return mv_seterr(err, MV_EINVAL, "label %d at position %lld is outside 0-%d", labels[k], (long long)k, V - 1);
-#ifndef MV_VAE_DOUBLE
-  int rc = encoder_infer(m, w, labels, NULL, err);
-  if (rc) return rc;
-#else
-  encoder_fwd(m, w, labels, NULL);
-#endif
-  heads_fwd(m, w, NULL, 1);
-  if (mu) memcpy(mu, w->mu, sizeof(mv_real) * (size_t)B * Z);
-  if (sigma) memcpy(sigma, w->sigma, sizeof(mv_real) * (size_t)B * Z);
-  return MV_OK;
+  return encode_rows(m, w, labels, NULL, mu, sigma, err);
 }
 
 typedef struct {

@@ -6,7 +6,8 @@
  * f and o columns of units 32b .. 32b + 31: the thread that owns a block owns
  * whole units and applies the cell update without waiting for the others.
  * Layer 0's one-hot rows are a table of rows added before the sum. Blocks are split between
- * the worker threads of mv_pool.c. */
+ * the worker threads of mv_pool.c. One file (about 730 lines) on purpose: the packing, the kernels
+ * and the drivers all depend on the packed layout and change together. */
 #include "mv_act.h"
 #include "mv_infer.h"
 #include "mv_pool.h"

@@ -136,6 +136,7 @@ typedef struct {
 #define encoder_infer MV_VAE_FN(encoder_infer)
 #define heads_fwd MV_VAE_FN(heads_fwd)
 #define heads_encoder_bwd MV_VAE_FN(heads_encoder_bwd)
+#define encode_rows MV_VAE_FN(encode_rows)
 #define infer_ready MV_VAE_FN(infer_ready)
 #define infer_bar MV_VAE_FN(infer_bar)
 #define infer_step MV_VAE_FN(infer_step)
@@ -179,6 +180,8 @@ void drop_apply(mv_real *x, const mv_real *mask, int n);
 void encoder_fwd(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf);
 void heads_fwd(mv_vae *m, mv_vae_ws *w, const mv_real *eps, int rows);
 void heads_encoder_bwd(mv_vae *m, mv_vae_ws *w, const mv_vae_train_opts *o);
+int encode_rows(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf, mv_real *mu, mv_real *sigma,
+                mv_err *err);
 #ifndef MV_VAE_DOUBLE
 int encoder_infer(mv_vae *m, mv_vae_ws *w, const int32_t *labels, const mv_real *xf, mv_err *err);
 #endif

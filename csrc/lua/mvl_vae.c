@@ -11,7 +11,9 @@
  * Groove models (groove = true; flat decoder, 27-float steps):
  *   m:forward(x [B, L, D], target [B, L, V], opts) -> stats  (opts also: keep_prob, dropout = rng)
  *   m:encode(x [B, L, D]) -> mu, sigma   m:decode(z, {temperature, rngs, hits}) -> [B, L, V] (hits 0/1 |
- *   velocities | offsets, for every class)   m:outputs() -> [B, L, V] activated outputs of the last forward */
+ *   velocities | offsets, for every class)   m:outputs() -> [B, L, V] activated outputs of the last forward
+ * One file (about 710 lines): the binding of one userdata, the model with its workspace and
+ * generators, whose methods share its checks and buffers. */
 #include <stdlib.h>
 #include <string.h>
 
