@@ -91,9 +91,12 @@ end
 --- C.check_key(k) -> true, or nil, "unknown config key 'k' (did you mean ...?)"
 function C.check_key(k)
   if C.KEYS[k] then return true end
+  -- the closest by edit distance; a known key that holds the typed one ("lr" in lr_schedule) first
   local best, bd
+  k = tostring(k)
   for known in pairs(C.KEYS) do
-    local d = distance(tostring(k), known)
+    local d = distance(k, known)
+    if #k >= 2 and known:find(k, 1, true) then d = d - 100 end
     if not bd or d < bd or (d == bd and known < best) then best, bd = known, d end
   end
   return nil, ("unknown config key '%s' (did you mean %s?)"):format(tostring(k), best)
