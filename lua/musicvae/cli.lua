@@ -631,19 +631,17 @@ end
 -- shorter than the model's bars is an error.
 local function input_windows(path, opts, m)
   local Data = require "musicvae.data"
-  local midi = require "musicvae.midi"
   local wopts = m:window_options()
   wopts.map = opts.map or wopts.map
   wopts.drum_channel = drum_channel_opt(opts.drum_channel)
-  local info, err = midi.labels(path, { drum_channel = wopts.drum_channel, map = wopts.map })
-  if not info then fail("%s", err) end
-  local res = Data.file_windows(path, wopts)
+  local res = Data.file_windows(path, wopts) -- the file is read and parsed once
+  if res.drop == "parse error" then fail("%s", res.detail) end
   if #res.windows == 0 then
     fail("%s: no %d-bar drum window for the model (%s%s)", path, wopts.bars, res.drop or "none found",
       res.detail and res.detail ~= "" and (": " .. res.detail) or "")
   end
   for _, w in ipairs(res.windows) do w.bars, w.steps_per_bar = wopts.bars, wopts.steps_per_bar end
-  return res.windows, info.qpm
+  return res.windows, res.qpm
 end
 
 --- A window as a pattern (with its velocities and offsets when it has groove rows).
