@@ -96,16 +96,16 @@ local function help_text(cmd)
 end
 
 -- Models --------------------------------------------------------------------
---- The model path from --model, $MUSICVAE_MODEL or the default (see musicvae.models).
-function M.resolve_model(spec)
-  local path, err = require("musicvae.models").resolve(spec)
+--- The model path from --model, $MUSICVAE_MODEL or the command's default (see musicvae.models).
+function M.resolve_model(spec, command)
+  local path, err = require("musicvae.models").resolve(spec, command)
   if not path then fail("%s", err:gsub("pass a path", "pass --model PATH")) end
   return path
 end
 
-function M.load_model(spec)
+function M.load_model(spec, command)
   local Model = require "musicvae.model"
-  local path = M.resolve_model(spec)
+  local path = M.resolve_model(spec, command)
   local m, err = Model.load(path)
   if not m then fail("%s", err) end
   return m
@@ -598,6 +598,8 @@ local function temp_str(t) return ("%g"):format(t) end
 
 local GEN_OPTIONS = {
   model = { name = "--model", arg = "PATH|NAME", help = "model file or name (default: $MUSICVAE_MODEL or gmd-4bar-small)" },
+  enc_model = { name = "--model", arg = "PATH|NAME",
+    help = "model file or name (default: $MUSICVAE_MODEL or " .. require("musicvae.models").default_for("reconstruct") .. ")" },
   out = { name = "--output", short = "-o", arg = "DIR", help = "folder for the MIDI files and .json sidecars (required)" },
   out_file = { name = "--output", short = "-o", arg = "OUT.mid|DIR", help = "the file (or folder) to write (required)" },
   temperature = { name = "--temperature", arg = "T", type = "number", help = "softmax temperature, 0 = argmax",
@@ -605,6 +607,9 @@ local GEN_OPTIONS = {
   seed = { name = "--seed", arg = "S", type = "integer", help = "random seed (default: one is picked and printed)" },
   kit = { name = "--kit", arg = "FILE.lua", help = "class -> pitch map for the written files" },
   force = { name = "--force", type = "flag", help = "overwrite existing files" },
+  attr = { name = "--attr", arg = "NAME=AMOUNT", many = true,
+    help = "add AMOUNT times the model's attribute vector NAME to z (repeatable; musicvae attributes --list)" },
+  style = { name = "--style", arg = "NAME", help = "add the model's style vector NAME to z (musicvae attributes --list)" },
   quiet = { name = "--quiet", short = "-q", type = "flag", help = "do not print the grids" },
   bar = { name = "--bar", arg = "K", type = "integer", help = "use the window starting at bar K of a longer input",
     check = function(v) return v >= 1, "must be at least 1" end },
@@ -622,9 +627,9 @@ local function pick_seed(opts, out)
 end
 
 -- The model, its path and its fingerprint.
-local function gen_model(opts)
+local function gen_model(opts, command)
   local core = require "musicvae.core"
-  local m = M.load_model(opts.model)
+  local m = M.load_model(opts.model, command)
   local bytes = read_all(m.path)
   m.sha256 = bytes and core.sha256(bytes) or ""
   return m
@@ -759,23 +764,50 @@ local function pattern_items(pats, z, inputs)
   return items
 end
 
+-- --attr NAME=AMOUNT (repeatable; amounts add up) and --style NAME -> shift options for the model's
+-- vectors, checked against what the model offers.
+local function shift_opts(opts, m)
+  local attrs
+  for _, a in ipairs(opts.attr or {}) do
+    local name, v = a:match("^%s*([%w_]+)%s*=%s*(%S+)%s*$")
+    local x = v and tonumber(v)
+    if not name or not x or x ~= x or x == math.huge or x == -math.huge then
+      usage_error("--attr %s: expected NAME=AMOUNT with a finite amount (e.g. density=+1)", a)
+    end
+    attrs = attrs or {}
+    attrs[name] = (attrs[name] or 0) + x
+  end
+  if not attrs and not opts.style then return {} end
+  if not m.vectors then
+    fail("%s has no attribute or style vectors; musicvae attributes --model M --data DATA.mvd -o OUT.safetensors writes them",
+      m.path)
+  end
+  local o = { attributes = attrs, style = opts.style }
+  local ok, err = pcall(require("musicvae.attributes").offset, m, o)
+  if not ok then usage_error("%s", (tostring(err):gsub("^.-:%d+: ", ""))) end
+  return o
+end
+
 M.register {
   name = "sample",
   summary = "Generate new drum patterns from the model's prior.",
-  usage = "sample [--model M] [-n 8] [--temperature 0.5] [--seed S] [--qpm 120] -o DIR [--kit FILE.lua] [--force]",
+  usage = "sample [--model M] [-n 8] [--temperature 0.5] [--seed S] [--qpm 120] [--attr NAME=AMOUNT ...] [--style NAME] -o DIR [--kit FILE.lua] [--force]",
   options = { GEN_OPTIONS.model, GEN_OPTIONS.out,
     { name = "--n", short = "-n", arg = "N", type = "integer", help = "how many patterns (default 8)",
       check = function(v) return v >= 1 and v <= 10000, "must be 1-10000" end },
     GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
     { name = "--qpm", arg = "QPM", type = "number", help = "tempo of the written files (default 120)",
       check = function(v) return v > 0 and v < 1000, "must be between 0 and 1000" end },
-    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
+    GEN_OPTIONS.attr, GEN_OPTIONS.style, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.wav,
+    GEN_OPTIONS.soundfont },
   run = function(opts, _, out)
     if not opts.output then usage_error("sample: -o DIR is required") end
     local m = gen_model(opts)
+    local sh = shift_opts(opts, m)
     local seed = pick_seed(opts, out)
     local t = opts.temperature or 0.5
-    local pats, z = m:sample { n = opts.n or 8, temperature = t, seed = seed, qpm = opts.qpm or 120 }
+    local pats, z = m:sample { n = opts.n or 8, temperature = t, seed = seed, qpm = opts.qpm or 120,
+      attributes = sh.attributes, style = sh.style }
     write_outputs(opts, out, m, "sample", seed, t, pattern_items(pats, z))
     return 0
   end,
@@ -786,12 +818,12 @@ M.register {
   summary = "Encode a MIDI file's windows of the model's bars and decode them again (every window, or --bar K).",
   usage = "reconstruct [--model M] IN.mid -o DIR [--bar K] [--temperature T] [--seed S] [--force]",
   min_args = 1, max_args = 1,
-  options = { GEN_OPTIONS.model, GEN_OPTIONS.out, GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
+  options = { GEN_OPTIONS.enc_model, GEN_OPTIONS.out, GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
     GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel, GEN_OPTIONS.wav,
     GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("reconstruct: -o DIR is required") end
-    local m = gen_model(opts)
+    local m = gen_model(opts, "reconstruct")
     local windows, qpm = input_windows(args[1], opts, m)
     if opts.bar then windows = { choose_window(args[1], windows, opts.bar, out) } end
     local t = opts.temperature or 0
@@ -810,7 +842,7 @@ M.register {
   summary = "Walk between two drum patterns in latent space (slerp between their mu's; --lerp for linear).",
   usage = "interpolate [--model M] A.mid B.mid [--steps 8] [--lerp] -o DIR [--bar K] [--temperature T] [--seed S]",
   min_args = 2, max_args = 2,
-  options = { GEN_OPTIONS.model, GEN_OPTIONS.out,
+  options = { GEN_OPTIONS.enc_model, GEN_OPTIONS.out,
     { name = "--steps", arg = "N", type = "integer", help = "points including both ends (default 8)",
       check = function(v) return v >= 2 and v <= 1000, "must be 2-1000" end },
     { name = "--lerp", type = "flag", help = "linear instead of spherical interpolation" },
@@ -819,7 +851,7 @@ M.register {
   run = function(opts, args, out)
     if not opts.output then usage_error("interpolate: -o DIR is required") end
     local P = require "musicvae.pattern"
-    local m = gen_model(opts)
+    local m = gen_model(opts, "interpolate")
     local wa, qa = input_windows(args[1], opts, m)
     local wb = input_windows(args[2], opts, m)
     local a = choose_window(args[1], wa, opts.bar, out, true)
@@ -849,7 +881,7 @@ M.register {
   summary = "Variations on a drum pattern: z = s * mu + (1 - s) * noise, as magenta.js.",
   usage = "similar [--model M] IN.mid [--similarity 0.8] [-n 4] -o DIR [--bar K] [--temperature T] [--seed S]",
   min_args = 1, max_args = 1,
-  options = { GEN_OPTIONS.model, GEN_OPTIONS.out,
+  options = { GEN_OPTIONS.enc_model, GEN_OPTIONS.out,
     { name = "--similarity", arg = "S", type = "number", help = "0 (unrelated) to 1 (the input's mu); default 0.8",
       check = function(v) return v >= 0 and v <= 1, "must be in [0, 1]" end },
     { name = "--n", short = "-n", arg = "N", type = "integer", help = "how many (default 4)",
@@ -858,7 +890,7 @@ M.register {
     GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel, GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("similar: -o DIR is required") end
-    local m = gen_model(opts)
+    local m = gen_model(opts, "similar")
     local ws, q = input_windows(args[1], opts, m)
     local w = choose_window(args[1], ws, opts.bar, out, true)
     local seed = pick_seed(opts, out)
@@ -866,6 +898,96 @@ M.register {
     local pats, z = m:similar(window_pattern(w, q),
       { similarity = opts.similarity or 0.8, n = opts.n or 4, temperature = t, seed = seed, qpm = q })
     write_outputs(opts, out, m, "similar", seed, t, pattern_items(pats, z, { source(args[1], w) }))
+    return 0
+  end,
+}
+
+M.register {
+  name = "shift",
+  summary = "Move a drum pattern along the model's attribute and style vectors (denser, more syncopated, funk...).",
+  usage = "shift [--model M] IN.mid [--attr NAME=AMOUNT ...] [--style NAME] -o DIR [--bar K] [--temperature T] [--seed S]",
+  details = "Encodes each 4-bar window of IN.mid (or the one at --bar K), adds AMOUNT times each named vector\n" ..
+    "to its mu (amounts in units of the vector; +1 moves as far as from the least to the most of it) and\n" ..
+    "decodes. musicvae attributes --list shows what a model offers.",
+  min_args = 1, max_args = 1,
+  options = { GEN_OPTIONS.enc_model, GEN_OPTIONS.out, GEN_OPTIONS.attr, GEN_OPTIONS.style, GEN_OPTIONS.bar,
+    GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet,
+    GEN_OPTIONS.drum_channel, GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
+  run = function(opts, args, out)
+    if not opts.output then usage_error("shift: -o DIR is required") end
+    if not opts.attr and not opts.style then usage_error("shift: give --attr NAME=AMOUNT or --style NAME") end
+    local m = gen_model(opts, "shift")
+    if m.config.groove then fail("%s is a groove model; shift needs a categorical model", m.path) end
+    local sh = shift_opts(opts, m)
+    local windows, qpm = input_windows(args[1], opts, m)
+    if opts.bar then windows = { choose_window(args[1], windows, opts.bar, out) } end
+    local t = opts.temperature or 0
+    local seed = opts.seed or 0
+    local pats = {}
+    for i, w in ipairs(windows) do pats[i] = window_pattern(w, qpm) end
+    local res, z = m:shift(pats, { attributes = sh.attributes, style = sh.style, temperature = t, seed = seed,
+      qpm = qpm })
+    write_outputs(opts, out, m, "shift", seed, t, pattern_items(res, z, function(i) return { source(args[1], windows[i]) } end))
+    return 0
+  end,
+}
+
+M.register {
+  name = "attributes",
+  summary = "Write a model's attribute and style vectors (or --list them).",
+  usage = "attributes [--model M] --data DATA.mvd -o OUT.safetensors [--split train] [--force] | attributes [--model M] --list [--json]",
+  details = "Encodes the split's windows; an attribute's vector is the mean mu of the top quartile minus that\n" ..
+    "of the bottom quartile, a style's the mean mu of its windows minus that of all (styles come from\n" ..
+    "prepare --info). OUT is a copy of the model with the vectors added; the weights are unchanged.",
+  options = { GEN_OPTIONS.model,
+    { name = "--data", arg = "DATA.mvd", help = "the dataset file (musicvae prepare --info for styles)" },
+    { name = "--split", arg = "NAME", help = "split to compute the vectors on (default train)" },
+    { name = "--output", short = "-o", arg = "OUT.safetensors", help = "the model file to write (never the input)" },
+    { name = "--list", type = "flag", help = "print the vectors the model has" },
+    { name = "--json", type = "flag", help = "with --list: one JSON object" },
+    GEN_OPTIONS.force },
+  run = function(opts, _, out)
+    local A = require "musicvae.attributes"
+    local core = require "musicvae.core"
+    local m = M.load_model(opts.model)
+    if opts.list then
+      local v = m.vectors or { attributes = {}, styles = {}, info = {} }
+      local attrs, styles = A.sorted_keys(v.attributes), A.sorted_keys(v.styles)
+      if opts.json then
+        out:write(json.encode(json.ordered { { "model", m.path }, { "attributes", json.array(attrs) },
+          { "styles", json.array(styles) }, { "info", v.info } }), "\n")
+        return 0
+      end
+      out:write(("%s\n"):format(m.path))
+      out:write(("attributes: %s\n"):format(#attrs > 0 and table.concat(attrs, ", ") or "none"))
+      out:write(("styles: %s\n"):format(#styles > 0 and table.concat(styles, ", ") or "none"))
+      if v.info.windows then
+        out:write(("computed on %s (%d windows)\n"):format(tostring(v.info.source), v.info.windows))
+      end
+      return 0
+    end
+    if not opts.data then usage_error("attributes: give --data DATA.mvd (or --list)") end
+    if not opts.output then usage_error("attributes: -o OUT.safetensors is required") end
+    if m.config.groove then fail("%s is a groove model; attribute vectors need a categorical model", m.path) end
+    if core.isfile(opts.output) and not opts.force then fail("%s exists; use --force to overwrite", opts.output) end
+    local Data = require "musicvae.data"
+    local ds, err = Data.load(opts.data)
+    if not ds then fail("%s", err) end
+    local split = opts.split or "train"
+    if not ds.splits[split] or ds:size(split) == 0 then fail("%s has no '%s' windows", opts.data, split) end
+    if ds.bars ~= m.config.bars then
+      fail("%s has %d-bar windows, the model %d", opts.data, ds.bars or 0, m.config.bars)
+    end
+    local styles = ds:styles(split)
+    local ok, vec = pcall(A.compute, m, ds.splits[split].labels, { styles = styles,
+      source = ("%s (%s split)"):format(opts.data:match("[^/]*$"), split) })
+    if not ok then fail("%s", (tostring(vec):gsub("^.-:%d+: ", ""))) end
+    local wok, werr = A.write(m.path, opts.output, vec)
+    if not wok then fail("%s", werr) end
+    out:write(("%s: %d attribute vectors (%s), %d style vectors (%s) from %d windows\n"):format(opts.output,
+      #vec.info.attributes, table.concat(vec.info.attributes, ", "), #vec.info.styles,
+      #vec.info.styles > 0 and table.concat(vec.info.styles, ", ") or (styles and "none" or "the dataset has no styles"),
+      vec.info.windows))
     return 0
   end,
 }

@@ -12,7 +12,7 @@ local st = require "musicvae.safetensors"
 local Data = {}
 
 Data.FORMAT = "musicvae-dataset"
-Data.FORMAT_VERSION = "1.0"
+Data.FORMAT_VERSION = "1.1" -- 1.1: file_styles (the primary style of each file)
 Data.SPLITS = { "train", "validation", "test" }
 
 --- The groove rows of one window: magenta's 27 floats per step, [hits | vel/127 |
@@ -176,8 +176,9 @@ local function csv_fields(line)
 end
 Data.csv_fields = csv_fields
 
---- Data.read_info(path) -> {[midi_filename] = split}, or nil, err. Needs the columns
--- midi_filename and split (the Groove MIDI Dataset's info.csv).
+--- Data.read_info(path) -> {[midi_filename] = split}, {[midi_filename] = primary style} (empty
+-- without a style column), or nil, err. Needs the columns midi_filename and split (the Groove MIDI
+-- Dataset's info.csv). The primary style is the genre before the first "/" ("jazz/funk" -> "jazz").
 function Data.read_info(path)
   local f, err = io.open(path, "r")
   if not f then return nil, err end
@@ -187,16 +188,17 @@ function Data.read_info(path)
     f:close()
     return nil, path .. ": empty or malformed header"
   end
-  local ci, si
+  local ci, si, yi
   for i, c in ipairs(cols) do
     if c == "midi_filename" then ci = i end
     if c == "split" then si = i end
+    if c == "style" then yi = i end
   end
   if not ci or not si then
     f:close()
     return nil, path .. ": needs the columns midi_filename and split"
   end
-  local map, n = {}, 1
+  local map, styles, n = {}, {}, 1
   for line in f:lines() do
     n = n + 1
     if line:match("%S") then
@@ -206,10 +208,12 @@ function Data.read_info(path)
         return nil, ("%s:%d: malformed row"):format(path, n)
       end
       map[row[ci]] = row[si]
+      local style = yi and row[yi] and row[yi]:match("^%s*([^/]-)%s*/") or (yi and row[yi] and row[yi]:match("^%s*(.-)%s*$"))
+      if style and style ~= "" then styles[row[ci]] = style end
     end
   end
   f:close()
-  return map
+  return map, styles
 end
 
 --- Deterministic 80/10/10 split from the FNV-1a hash of the relative path.
@@ -228,10 +232,10 @@ function Data.prepare(dir, out_path, opts)
   local t0 = core.clock()
   local files, err = Data.find_midi(dir)
   if not files then return nil, err end
-  local info
+  local info, styles
   if opts.info then
-    info, err = Data.read_info(opts.info)
-    if not info then return nil, err end
+    info, styles = Data.read_info(opts.info)
+    if not info then return nil, styles end
   end
   local wopts = { bars = opts.bars or 4, steps_per_bar = 16, steps_per_quarter = 4, map = opts.map,
     drum_channel = opts.drum_channel, max_bars = opts.max_bars, groove = opts.groove }
@@ -277,6 +281,11 @@ function Data.prepare(dir, out_path, opts)
     max_per_file = opts.max_per_file or 0,
     groove = opts.groove,
     files = files,
+    file_styles = styles and (function()
+      local list = {}
+      for i, rel in ipairs(files) do list[i] = styles[rel] or "" end
+      return list
+    end)() or nil,
     root = dir,
   })
   if not ok then return nil, werr end
@@ -337,6 +346,7 @@ function Data.save(out_path, splits, info)
     groove = info.groove and "1" or "0",
     splits = json.encode(counts),
     files = json.encode(json.array(info.files or {})),
+    file_styles = info.file_styles and json.encode(json.array(info.file_styles)) or nil,
     root = info.root or "",
     checksum = table.concat(parts, ";"),
   }
@@ -367,7 +377,8 @@ function Data.load(path)
     end
   end
   local files = json.decode(meta.files or "[]") or {}
-  local ds = setmetatable({ path = path, meta = meta, files = files, splits = {},
+  local file_styles = meta.file_styles and json.decode(meta.file_styles) or nil
+  local ds = setmetatable({ path = path, meta = meta, files = files, file_styles = file_styles, splits = {},
     bars = tonumber(meta.bars), steps_per_bar = tonumber(meta.steps_per_bar) }, Dataset)
   for _, s in ipairs(Data.SPLITS) do
     if t[s .. "/labels"] then
@@ -376,6 +387,17 @@ function Data.load(path)
     end
   end
   return ds
+end
+
+--- ds:styles(split) -> an array with each window's primary style ("" where unknown), or nil when
+-- the dataset records no styles (prepare without an info.csv that has a style column).
+function Dataset:styles(split)
+  local fs = self.file_styles
+  local s = self.splits[split]
+  if not fs or not s then return nil end
+  local out, n = {}, s.labels:size(1)
+  for i = 1, n do out[i] = fs[math.tointeger(s.source:get(i, 1))] or "" end
+  return out
 end
 
 --- ds:size(split) -> number of windows

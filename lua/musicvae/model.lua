@@ -86,6 +86,12 @@ function Model.load(path)
   -- lenient: a file may hold keys of a newer minor version
   local built, m = pcall(Model.new, cfg, nil, true)
   if not built then return nil, path .. ": bad config: " .. tostring(m):gsub("^.-:%d+: ", "") end
+  local vectors, verr = require("musicvae.attributes").from_file(t, meta, m.config.z)
+  if verr then
+    m:close()
+    return nil, path .. ": " .. verr
+  end
+  m.vectors = vectors
   local P_ = m.vae:params()
   local seen = {}
   for _, p in ipairs(m.vae:param_list()) do
@@ -413,9 +419,10 @@ local function check_temp(t)
   if type(t) ~= "number" or t < 0 or t ~= t then error("temperature must be a number >= 0", 3) end
 end
 
---- m:sample{n = 8, temperature = 0.5, seed = s, qpm = 120, first_index = 1}
--- -> patterns, z. Pattern i uses z from (seed, "z", i) and draws from
--- (seed, "categorical", i), whatever n.
+--- m:sample{n = 8, temperature = 0.5, seed = s, qpm = 120, first_index = 1, attributes = {name =
+-- amount}, style = name} -> patterns, z. Pattern i uses z from (seed, "z", i) and draws from
+-- (seed, "categorical", i), whatever n; attributes and style shift every z by the model's vectors
+-- (amounts in units of the vector; see musicvae.attributes).
 function Model:sample(o)
   o = o or {}
   local n = o.n or 1
@@ -423,7 +430,8 @@ function Model:sample(o)
   local temp = o.temperature or 0.5
   check_temp(temp)
   local seed = o.seed or 0
-  local z = self:sample_z(n, seed, o.first_index)
+  local off = require("musicvae.attributes").offset(self, o, 2)
+  local z = require("musicvae.attributes").add(self:sample_z(n, seed, o.first_index), off)
   return self:decode(z, { temperature = temp, seed = seed, first_index = o.first_index, qpm = o.qpm }), z
 end
 
@@ -512,21 +520,53 @@ function Model:similar(p, o)
   return self:decode(z, { temperature = o.temperature or 0.5, seed = o.seed or 0, qpm = o.qpm or P.new(p).qpm }), z
 end
 
+--- m:shift(patterns_or_z, {attributes = {name = amount}, style = name | {name = amount},
+-- temperature = 0, seed = 0, qpm}) -> patterns, z: each pattern's mu (or each row of a z tensor)
+-- plus the named attribute and style vectors, decoded. Amounts are in units of the vector; with
+-- no attributes and no style it is the reconstruction.
+function Model:shift(x, o)
+  o = o or {}
+  if self.config.groove then error("shift needs a categorical model", 2) end
+  local A = require "musicvae.attributes"
+  local off = A.offset(self, o, 2)
+  local temp = o.temperature or 0
+  check_temp(temp)
+  local z, single, qpm
+  if core.istensor(x) then
+    if x:dim() ~= 2 or x:size(2) ~= self.config.z then
+      error(("shift: z must be a [n, %d] tensor"):format(self.config.z), 2)
+    end
+    z, qpm = x:clone(), o.qpm or 120
+  else
+    local list
+    list, single = as_list(x)
+    z = self:encode(list)
+    qpm = o.qpm or P.new(list[1]).qpm
+  end
+  A.add(z, off)
+  local out = self:decode(z, { temperature = temp, seed = o.seed or 0, first_index = o.first_index, qpm = qpm })
+  return single and out[1] or out, z
+end
+
 -- Incremental generation (live hosts) ------------------------------------------------
 local Generator = {}
 Generator.__index = Generator
 
---- m:generator{temperature = 0.5, seed = s, index = 1, z = tensor | nil, qpm = 120, clock = fn}
+--- m:generator{temperature = 0.5, seed = s, index = 1, z = tensor | nil, qpm = 120, clock = fn,
+-- attributes = {name = amount}, style = name}
 -- z defaults to the prior draw of (seed, "z", index) and the categorical draws
 -- come from (seed, "categorical", index): the steps equal m:sample's pattern
--- `index` with the same seed and temperature.
+-- `index` with the same seed, temperature, attributes and style.
 function Model:generator(o)
   o = o or {}
   if self.config.groove then error("live generation needs a categorical model (e.g. gmd-4bar-small)", 2) end
   local temp = o.temperature or 0.5
   check_temp(temp)
   local seed, index = o.seed or 0, o.index or 1
+  local A = require "musicvae.attributes"
+  local off = A.offset(self, o, 2)
   local z = o.z or self:sample_z(1, seed, index)
+  if off then z = A.add(z:clone(), off) end
   local rng = temp > 0 and core.rng(seed, "categorical", index) or nil
   local g = setmetatable({ model = self, handle = self.vae:generator(z:contiguous(), temp, rng), z = z,
     qpm = o.qpm or 120, clock = o.clock or core.clock }, Generator)

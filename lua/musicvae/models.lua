@@ -1,4 +1,4 @@
---- Where models are found: --model PATH_OR_NAME, else $MUSICVAE_MODEL, else the default.
+--- Where models are found: --model PATH_OR_NAME, else $MUSICVAE_MODEL, else the command's default.
 -- A NAME is a file stem in the models folder: the checkout's models/ when running from
 -- one, else the folder LuaRocks installed beside the Lua modules.
 local core = require "musicvae.core"
@@ -6,6 +6,16 @@ local core = require "musicvae.core"
 local M = {}
 
 M.DEFAULT = "gmd-4bar-small"
+
+--- Commands whose default is not M.DEFAULT: those that encode a user's own pattern use the
+-- reconstruction (high-KL) model, which gives a beat back; sampling keeps the low-KL model.
+M.COMMAND_DEFAULTS = {}
+
+--- M.default_for(command) -> the model name a command uses when neither --model nor
+-- $MUSICVAE_MODEL names one.
+function M.default_for(command)
+  return command and M.COMMAND_DEFAULTS[command] or M.DEFAULT
+end
 
 -- "bin/../lua/../models" -> "models": the name sidecars and messages show (textual, so callers
 -- check that the result exists: a symlinked folder's ".." is not its parent's)
@@ -37,9 +47,9 @@ function M.dir()
   return nil
 end
 
---- M.resolve(spec) -> path, or nil, err
-function M.resolve(spec)
-  spec = spec or os.getenv("MUSICVAE_MODEL") or M.DEFAULT
+--- M.resolve(spec[, command]) -> path, or nil, err
+function M.resolve(spec, command)
+  spec = spec or os.getenv("MUSICVAE_MODEL") or M.default_for(command)
   if core.isfile(spec) then return spec end
   if not spec:find("/") and not spec:match("%.safetensors$") then
     local dir = M.dir()
@@ -49,9 +59,9 @@ function M.resolve(spec)
   return nil, spec .. ": no such model file"
 end
 
---- M.load([path_or_name]) -> model, or nil, err
-function M.load(spec)
-  local path, err = M.resolve(spec)
+--- M.load([path_or_name[, command]]) -> model, or nil, err
+function M.load(spec, command)
+  local path, err = M.resolve(spec, command)
   if not path then return nil, err end
   return require("musicvae.model").load(path)
 end

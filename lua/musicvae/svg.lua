@@ -100,4 +100,44 @@ function S.curves(cols, panels, title)
   return table.concat(out, "\n") .. "\n"
 end
 
+--- S.matrix(report) -> SVG text: musicvae.attributes.measure's table, one panel per amount; rows =
+-- the vector added, columns = the attribute measured, cells = the mean change in standard deviations
+-- (blue up, red down), against the reconstruction at amount 0.
+function S.matrix(rep)
+  local names = {}
+  for _, v in ipairs(rep.attributes) do if rep.vectors[v] then names[#names + 1] = v end end
+  local cols = rep.attributes
+  local cell, left, top, gap = 30, 100, 60, 30
+  local pw = #cols * cell
+  local w = left + #rep.amounts * (pw + gap)
+  local h = top + #names * cell + 90
+  local out = { ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="10">'):format(w, h),
+    ('<rect width="%d" height="%d" fill="white"/>'):format(w, h),
+    ('<text x="10" y="18" font-size="13">mean change of each attribute (columns, in SD over %d validation windows) when a vector (rows) is added</text>'):format(rep.windows) }
+  for r, v in ipairs(names) do
+    out[#out + 1] = ('<text x="%d" y="%d" text-anchor="end">%s</text>'):format(left - 4, top + (r - 1) * cell + 19, esc(v))
+  end
+  for p, a in ipairs(rep.amounts) do
+    local x0 = left + (p - 1) * (pw + gap)
+    out[#out + 1] = ('<text x="%d" y="%d" font-size="12">amount %+g</text>'):format(x0, top - 30, a)
+    for c, name in ipairs(cols) do
+      out[#out + 1] = ('<text transform="translate(%d,%d) rotate(-45)" font-size="9">%s</text>'):format(
+        x0 + (c - 1) * cell + 12, top + #names * cell + 12, esc(name))
+      for r, v in ipairs(names) do
+        local d = rep.vectors[v].change[tostring(a)][name]
+        local k = math.min(1, math.abs(d) / 2)
+        local shade = math.floor(255 - 200 * k)
+        local fill = d >= 0 and ("rgb(%d,%d,255)"):format(shade, shade) or ("rgb(255,%d,%d)"):format(shade, shade)
+        local x, y = x0 + (c - 1) * cell, top + (r - 1) * cell
+        out[#out + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="%s"/>'):format(x, y, cell,
+          cell, fill, v == name and "black" or "white")
+        out[#out + 1] = ('<text x="%d" y="%d" text-anchor="middle" font-size="8">%.1f</text>'):format(x + cell // 2,
+          y + 18, d)
+      end
+    end
+  end
+  out[#out + 1] = "</svg>"
+  return table.concat(out, "\n") .. "\n"
+end
+
 return S
