@@ -74,12 +74,40 @@ describe("random streams", function()
     end
   end)
 
+  -- Pearson's chi-square over k equally likely cells; at a fixed seed the statistic is a fixed
+  -- number, and 13.82 is the 0.999 quantile for 2 degrees of freedom (16.27 for 3)
+  local function chi2(counts, n)
+    local k, s = #counts, 0
+    for _, c in ipairs(counts) do s = s + (c - n / k) ^ 2 / (n / k) end
+    return s
+  end
+
   it("draws integers without bias in range", function()
-    local r = mv.rng(1)
-    for _ = 1, 1000 do
+    local r = mv.rng(1, "integers")
+    local counts, N = { 0, 0, 0 }, 30000
+    for _ = 1, N do
       local k = r:integer(3, 5)
       assert.is_true(k >= 3 and k <= 5)
+      counts[k - 2] = counts[k - 2] + 1
     end
+    assert.is_true(chi2(counts, N) < 13.82, ("chi-square %g for %s"):format(chi2(counts, N), table.concat(counts, " ")))
+    counts = { 0, 0, 0, 0 }
+    for _ = 1, N do
+      local k = r:integer(4)
+      counts[k] = counts[k] + 1
+    end
+    assert.is_true(chi2(counts, N) < 16.27, ("chi-square %g for %s"):format(chi2(counts, N), table.concat(counts, " ")))
+    -- a range of 3 * 2^61 values: reducing a 64-bit draw modulo it without rejecting the tail
+    -- would make the first two thirds 3/8 likely each and the last 2/8
+    local third = 1 << 61
+    counts = { 0, 0, 0 }
+    for _ = 1, 3000 do
+      local v = r:integer(0, 3 * third - 1)
+      assert.is_true(v >= 0 and v < 3 * third)
+      counts[v // third + 1] = counts[v // third + 1] + 1
+    end
+    assert.is_true(chi2(counts, 3000) < 13.82, ("chi-square %g for %s"):format(chi2(counts, 3000),
+      table.concat(counts, " ")))
     assert.has_error(function() r:integer(5, 3) end)
   end)
 end)
