@@ -394,10 +394,16 @@ describe("MIDI writing", function()
       pending("node or @magenta/music is not installed (set MUSICVAE_MAGENTA_JS to its node_modules folder)")
       return
     end
+    local shared, why = H.shared()
+    local script = shared and shared .. "/oracle/magenta_drums.js"
+    if not (script and io.open(script, "r")) then
+      pending(shared and (shared .. " has no oracle/magenta_drums.js") or why)
+      return
+    end
     local path = dir .. "/m.mid"
     assert.is_true(midi.write(path, mv.pattern { labels = { 1, 0, 4, 0, 2, 0, 4, 160 } }))
     H.writefile(dir .. "/list", "m.mid\n")
-    local out, err, code = H.run("node " .. H.shell_quote(H.shared() .. "/oracle/magenta_drums.js") .. " " ..
+    local out, err, code = H.run("node " .. H.shell_quote(script) .. " " ..
       H.shell_quote(dir) .. " " .. H.shell_quote(dir .. "/list"), { NODE_PATH = mod })
     assert.equal(0, code, err)
     local o = assert(require("musicvae.json").decode(out))
