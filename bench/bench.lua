@@ -1,7 +1,7 @@
 -- Benchmarks, printed as JSON lines with the fields of ../shared/bench/torch_musicvae.py
 -- (impl, what, config, batch, threads, median_s, sequences_per_s on training lines).
 --   lua5.4 bench/bench.lua [--config small] [--batch 64] [--threads 2] [--steps 5] [--quick]
---                          [--only train|sample|encode|rss|prepare] [--bars 4] [--data FOLDER]
+--                          [--only train|sample|encode|rss|audio|prepare] [--bars 4] [--data FOLDER]
 -- Run from the project root after scripts/setup. Timings are for comparing implementations
 -- side by side on one machine, not absolute figures.
 --   (default)       train_step, train_step_flops, train_step_sampling_p0.5, sample_4bar_batch1 (2 and
@@ -11,6 +11,9 @@
 --   --only encode   encoding one 4-bar pattern (encode_4bar_batch1), the first half of reconstruct,
 --                   similar, interpolate and humanize
 --   --only rss      memory of training at --batch: VmRSS after 3 and after 3 + --steps steps, VmHWM
+--   --only audio    FluidSynth: soundfont_load (a fresh synth with the SoundFont, median of 3) and
+--                   render_4bar (a 4-bar pattern at 120 qpm, 44.1 kHz, no tail; extra.realtime_factor
+--                   = 8 s / median), SoundFont loading excluded
 --   --only prepare  musicvae prepare's wall time on a folder (default ../shared/data/groove with its
 --                   info.csv; $MUSICVAE_SHARED moves ../shared), one run: prepare_folder
 -- Sampling runs on f16 weights, as the shipped models are (the decoder converts them in registers).
@@ -157,6 +160,23 @@ elseif opts.only == "sample" then
 elseif opts.only == "encode" then
   emit { what = "encode_4bar_batch1", config = opts.config, batch = 1, threads = opts.threads,
     median_s = encode_time(f16_model(opts.config)) }
+elseif opts.only == "audio" then
+  local ok, why = mv.audio.available()
+  local sf = mv.audio.find_soundfont()
+  if not ok or not sf then
+    io.stderr:write("bench: no audio: ", tostring(why or "no SoundFont"), "\n")
+    os.exit(1)
+  end
+  local core = require "musicvae.core"
+  local load = median(function() assert(core.synth_new(sf, 44100, 0.5)):close() end, 3)
+  emit { what = "soundfont_load", extra = json.ordered { { "soundfont", sf } }, median_s = load }
+  local labels = {}
+  for s = 1, 64 do labels[s] = 4 | ((s - 1) % 8 == 0 and 1 or 0) | ((s - 1) % 8 == 4 and 2 or 0) end
+  local p = mv.pattern { labels = labels, qpm = 120 }
+  assert(mv.audio.render(p, { tail = 0 })) -- loads the synth (not timed)
+  local t = median(function() assert(mv.audio.render(p, { tail = 0 })) end, opts.steps)
+  emit { what = "render_4bar", bars = 4, median_s = t,
+    extra = json.ordered { { "audio_s", 8.0 }, { "rate", 44100 }, { "realtime_factor", 8.0 / t } } }
 elseif opts.only == "rss" then
   local model = mv.Model.new(opts.config, 1)
   local step = train_step(model, opts.batch)
