@@ -212,6 +212,40 @@ describe("generation", function()
       assert.equal(#rows, r.windows)
       for _, k in ipairs { "tf_accuracy", "sampled_accuracy", "recon_nll", "kl" } do assert.is_number(r[k], k) end
     end
+    -- a model whose next label depends on its input, so teacher forcing and free running differ:
+    -- one decoder unit remembers whether the previous label was 0 (input gate and output gate open,
+    -- forget gate shut, the one-hot of label 0 drives its cell input); label 1 wins after a 0,
+    -- label 0 otherwise (and after the zeros of step 1). Teacher-forced, the prediction follows
+    -- the true previous label; free-running, it alternates 0, 1, 0, 1, ... across bars.
+    local am = mv.Model.new("tiny", 1)
+    local AP = am:params()
+    for _, t in pairs(AP) do t:fill(0) end
+    local H = am.config.dec[1]
+    local kb = AP["core_decoder/decoder/multi_rnn_cell/cell_0/lstm_cell/bias"]
+    for u = 1, H do
+      kb:set(10, u)         -- i
+      kb:set(-10, 2 * H + u) -- f
+      kb:set(10, 3 * H + u) -- o
+    end
+    AP["core_decoder/decoder/multi_rnn_cell/cell_0/lstm_cell/kernel"]:set(5, 1, H + 1) -- label 0 -> j of unit 1
+    AP["core_decoder/decoder/output_projection/kernel"]:set(10, 1, 2)
+    local aob = AP["core_decoder/decoder/output_projection/bias"]
+    aob:set(2, 1)
+    aob:set(-2, 2)
+    local rows = ds.splits.validation.labels:totable()
+    local tf, free, steps = 0, 0, 0
+    for _, row in ipairs(rows) do
+      for s, l in ipairs(row) do
+        steps = steps + 1
+        if l == ((s > 1 and row[s - 1] == 0) and 1 or 0) then tf = tf + 1 end
+        if l == (s % 2 == 1 and 0 or 1) then free = free + 1 end
+      end
+    end
+    local r = mv.evaluate.metrics(am, ds.splits.validation.labels, { batch_size = 5 })
+    assert.is_true(math.abs(tf - free) > 0.05 * steps, "the case must tell the two apart")
+    assert.near(tf / steps, r.tf_accuracy, 1e-9)
+    assert.near(free / steps, r.sampled_accuracy, 1e-9)
+    am:close()
     _, err, code = cli("eval --model MODEL " .. data .. " --split test")
     assert.equal(1, code)
     assert.matches("no 'test' windows", err)
