@@ -1,7 +1,7 @@
 -- Benchmarks, printed as JSON lines with the fields of ../shared/bench/torch_musicvae.py
 -- (impl, what, config, batch, threads, median_s, sequences_per_s on training lines).
 --   lua5.4 bench/bench.lua [--config small] [--batch 64] [--threads 2] [--steps 5] [--quick]
---                          [--only train|sample|encode|rss] [--bars 4]
+--                          [--only train|sample|encode|rss|audio|prepare] [--bars 4] [--data FOLDER]
 -- Run from the project root after scripts/setup. Timings are for comparing implementations
 -- side by side on one machine, not absolute figures.
 --   (default)       train_step, train_step_flops, train_step_sampling_p0.5, sample_4bar_batch1 (2 and
@@ -14,6 +14,8 @@
 --   --only audio    FluidSynth: soundfont_load (a fresh synth with the SoundFont, median of 3) and
 --                   render_4bar (a 4-bar pattern at 120 qpm, 44.1 kHz, no tail; extra.realtime_factor
 --                   = 8 s / median), SoundFont loading excluded
+--   --only prepare  musicvae prepare's wall time on a folder (default ../shared/data/groove with its
+--                   info.csv; $MUSICVAE_SHARED moves ../shared), one run: prepare_folder
 -- Sampling runs on f16 weights, as the shipped models are (the decoder converts them in registers).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./" .. (os.getenv("MUSICVAE_BUILD") or "build") .. "/?.so;" .. package.cpath
@@ -184,6 +186,17 @@ elseif opts.only == "rss" then
   emit { what = "train_rss", config = opts.config, batch = opts.batch, threads = opts.threads,
     extra = json.ordered { { "rss_kb_after_3_steps", before },
       { ("rss_kb_after_%d_steps"):format(3 + opts.steps), status("VmRSS") }, { "vmhwm_kb", status("VmHWM") } } }
+elseif opts.only == "prepare" then
+  local shared = os.getenv("MUSICVAE_SHARED") or "../shared"
+  local folder = opts.data or (shared .. "/data/groove")
+  local info = not opts.data and (shared .. "/data/groove/info.csv") or nil
+  local out = os.tmpname()
+  local rep = assert(mv.data.prepare(folder, out, { info = info }))
+  os.remove(out)
+  if rep.drops_path then os.remove(rep.drops_path) end
+  emit { what = "prepare_folder", median_s = rep.seconds,
+    extra = json.ordered { { "folder", folder }, { "files", rep.files }, { "kept", rep.kept },
+      { "windows_train", rep.windows.train or 0 }, { "windows_validation", rep.windows.validation or 0 } } }
 else
   local model = mv.Model.new(opts.config, 1)
   run_train(model, opts.quick)

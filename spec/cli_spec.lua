@@ -45,12 +45,29 @@ describe("the musicvae command", function()
   end)
 
   it("explains a missing module in one line", function()
-    local _, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so' LUA_PATH='/nonexistent/?.lua' lua5.4 " ..
+    -- from a checkout, the in-tree fallback finds lua/ and build/ whatever the paths say
+    local out, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so' LUA_PATH='/nonexistent/?.lua' lua5.4 " ..
       H.shell_quote(H.root .. "/bin/musicvae") .. " --version")
-    -- the in-tree fallback finds lua/ but build/ may exist: either works or says what to do
-    if code ~= 0 then
-      assert.equal(1, code)
-      assert.matches("^musicvae: [^\n]+\n$", err)
+    assert.equal(0, code, err)
+    assert.matches("%d+%.%d+%.%d+", out)
+    -- a copy of the script whose root has lua/ but no build/: the C module is missing
+    local root = H.tmpdir()
+    assert(os.execute("mkdir -p " .. H.shell_quote(root .. "/bin") .. " && cp " ..
+      H.shell_quote(H.root .. "/bin/musicvae") .. " " .. H.shell_quote(root .. "/bin/") .. " && ln -s " ..
+      H.shell_quote(H.root .. "/lua") .. " " .. H.shell_quote(root .. "/lua")))
+    -- and a copy with neither: the Lua module is missing too
+    local bare = H.tmpdir()
+    assert(os.execute("cp " .. H.shell_quote(H.root .. "/bin/musicvae") .. " " .. H.shell_quote(bare .. "/")))
+    for script, missing in pairs { [root .. "/bin/musicvae"] = "musicvae%.core", [bare .. "/musicvae"] = "musicvae%.cli" } do
+      out, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so' LUA_PATH='/nonexistent/?.lua' lua5.4 " ..
+        H.shell_quote(script) .. " --version")
+      assert.equal(1, code, script .. ": " .. err)
+      assert.equal("", out)
+      assert.matches("^musicvae: cannot load the musicvae module %(run the setup command first%): [^\n]+\n$", err)
+      assert.is_nil((err:find("stack traceback", 1, true)))
+      assert.matches(missing, err)
     end
+    H.rmtree(root)
+    H.rmtree(bare)
   end)
 end)

@@ -134,11 +134,14 @@ describe("generation", function()
     assert.equal("../../y", models.tidy("../x/../../y"))
     assert.equal("a/b", models.tidy("./a/./b"))
     assert.equal(".", models.tidy("a/.."))
+    -- from a checkout the folder is the checkout's models/, which holds the default model
     local d = models.dir()
-    if d then
-      assert.is_nil(d:find("/../", 1, true), d)
-      assert.is_true(mv.core.isdir(d))
-    end
+    assert.is_string(d, "no models folder found from the checkout")
+    assert.is_nil(d:find("/../", 1, true), d)
+    assert.is_true(mv.core.isdir(d))
+    assert.is_true(d == "models" or d:sub(-7) == "/models", d)
+    assert.is_true(mv.core.isfile(d .. "/" .. models.DEFAULT .. ".safetensors"))
+    assert.equal(d .. "/" .. models.DEFAULT .. ".safetensors", models.resolve(models.DEFAULT))
   end)
 
   it("show, plot, eval and labels run end to end", function()
@@ -156,16 +159,93 @@ describe("generation", function()
     assert.matches("polyline", H.readfile(dir .. "/c.svg"))
     _, err, code = H.cli("plot " .. H.shell_quote(ROCK) .. " -o " .. dir .. "/c2.svg")
     assert.equal(1, code)
-    -- eval on a file, a folder and a dataset; the last stdout line is JSON
+    -- eval on a file, a folder and a dataset; the last stdout line is JSON. The model is one
+    -- whose answer is known: every weight zero but the output bias (label 0 scores 3, label 1
+    -- scores 1, the other 510 score 0) and the mu and sigma biases, so every step's logits are
+    -- that bias whatever the inputs, and q(z|x) is the same Gaussian for every window.
+    local const = dir .. "/const.safetensors"
+    local cm = mv.Model.new("tiny", 1)
+    local P = cm:params()
+    for _, t in pairs(P) do t:fill(0) end
+    local ob = P["core_decoder/decoder/output_projection/bias"]
+    ob:set(3, 1)
+    ob:set(1, 2)
+    local Z = cm.config.z
+    local kl = 0
+    for q = 1, Z do
+      local mu, s = 0.1 * q - 0.8, 0.05 * q - 0.5
+      P["encoder/mu/bias"]:set(mu, q)
+      P["encoder/sigma/bias"]:set(s, q)
+      local sg = math.log(1 + math.exp(s))
+      kl = kl - math.log(sg) + 0.5 * (sg * sg + mu * mu) - 0.5
+    end
+    assert(cm:save(const))
+    cm:close()
+    local lse = math.log(math.exp(3) + math.exp(1) + 510)
     local data = dir .. "/d.mvd"
     assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", data, {}))
-    for _, target in ipairs { H.shell_quote(ROCK), H.shell_quote(H.root .. "/spec/fixtures/midi"), data } do
-      out, err, code = cli("eval --model MODEL " .. target .. " --json")
+    local ds = assert(mv.data.load(data))
+    local folder = H.root .. "/spec/fixtures/midi"
+    for _, t in ipairs { { ROCK, assert(mv.evaluate.windows_from_midi(ROCK)) },
+      { folder, assert(mv.evaluate.windows_from_midi(folder)) }, { data, ds.splits.validation.labels } } do
+      local rows = t[2]:totable()
+      local zeros, nll, steps = 0, 0, 0
+      for _, row in ipairs(rows) do
+        for _, l in ipairs(row) do
+          steps = steps + 1
+          if l == 0 then zeros = zeros + 1 end
+          nll = nll + lse - (l == 0 and 3 or l == 1 and 1 or 0)
+        end
+      end
+      assert.is_true(zeros > 0 and zeros < steps) -- neither 0 nor 1 is the right accuracy
+      out, err, code = H.cli("eval --model " .. H.shell_quote(const) .. " " .. H.shell_quote(t[1]) .. " --json")
       assert.equal(0, code, err)
       local r = assert(json.decode(out:match("([^\n]+)\n$")))
-      assert.is_true(r.windows >= 1)
+      assert.equal(#rows, r.windows, t[1])
+      assert.near(zeros / steps, r.tf_accuracy, 1e-9, t[1])
+      assert.near(zeros / steps, r.sampled_accuracy, 1e-9, t[1])
+      assert.near(nll / #rows, r.recon_nll, 1e-4 * nll / #rows, t[1])
+      assert.near(kl, r.kl, 1e-5, t[1])
+      out, err, code = cli("eval --model MODEL " .. H.shell_quote(t[1]) .. " --json")
+      assert.equal(0, code, err)
+      r = assert(json.decode(out:match("([^\n]+)\n$")))
+      assert.equal(#rows, r.windows)
       for _, k in ipairs { "tf_accuracy", "sampled_accuracy", "recon_nll", "kl" } do assert.is_number(r[k], k) end
     end
+    -- a model whose next label depends on its input, so teacher forcing and free running differ:
+    -- one decoder unit remembers whether the previous label was 0 (input gate and output gate open,
+    -- forget gate shut, the one-hot of label 0 drives its cell input); label 1 wins after a 0,
+    -- label 0 otherwise (and after the zeros of step 1). Teacher-forced, the prediction follows
+    -- the true previous label; free-running, it alternates 0, 1, 0, 1, ... across bars.
+    local am = mv.Model.new("tiny", 1)
+    local AP = am:params()
+    for _, t in pairs(AP) do t:fill(0) end
+    local H = am.config.dec[1]
+    local kb = AP["core_decoder/decoder/multi_rnn_cell/cell_0/lstm_cell/bias"]
+    for u = 1, H do
+      kb:set(10, u)         -- i
+      kb:set(-10, 2 * H + u) -- f
+      kb:set(10, 3 * H + u) -- o
+    end
+    AP["core_decoder/decoder/multi_rnn_cell/cell_0/lstm_cell/kernel"]:set(5, 1, H + 1) -- label 0 -> j of unit 1
+    AP["core_decoder/decoder/output_projection/kernel"]:set(10, 1, 2)
+    local aob = AP["core_decoder/decoder/output_projection/bias"]
+    aob:set(2, 1)
+    aob:set(-2, 2)
+    local rows = ds.splits.validation.labels:totable()
+    local tf, free, steps = 0, 0, 0
+    for _, row in ipairs(rows) do
+      for s, l in ipairs(row) do
+        steps = steps + 1
+        if l == ((s > 1 and row[s - 1] == 0) and 1 or 0) then tf = tf + 1 end
+        if l == (s % 2 == 1 and 0 or 1) then free = free + 1 end
+      end
+    end
+    local r = mv.evaluate.metrics(am, ds.splits.validation.labels, { batch_size = 5 })
+    assert.is_true(math.abs(tf - free) > 0.05 * steps, "the case must tell the two apart")
+    assert.near(tf / steps, r.tf_accuracy, 1e-9)
+    assert.near(free / steps, r.sampled_accuracy, 1e-9)
+    am:close()
     _, err, code = cli("eval --model MODEL " .. data .. " --split test")
     assert.equal(1, code)
     assert.matches("no 'test' windows", err)

@@ -192,15 +192,47 @@ describe("the groove model", function()
   it("saves and loads under magenta's names (f16 too)", function()
     local dir = H.tmpdir()
     local m = mv.Model.new(mv.Model.config("humanize-tiny"), 5)
+    -- hits nearly certain and velocities spread per class, so the written velocities are not
+    -- all capped at 127 and depend on the weights
+    local bias = m:params()["decoder/output_projection/bias"]
+    for c = 1, 9 do
+      bias:set(4, c)
+      bias:set(-1 + 0.2 * c, 9 + c)
+    end
     assert(m:save(dir .. "/g.safetensors", { dtype = "F16" }))
+    assert(m:save(dir .. "/g32.safetensors"))
     local back = assert(mv.Model.load(dir .. "/g.safetensors"))
+    local back32 = assert(mv.Model.load(dir .. "/g32.safetensors"))
     assert.is_true(back.config.groove)
     assert.equal("humanize", back.config.mode)
     local p = groove_pattern(6)
-    local a, b = m:humanize(p), back:humanize(p)
+    local a, b, c32 = m:humanize(p), back:humanize(p), back32:humanize(p)
     assert.same(a.labels, b.labels)
+    -- f32 reloads exactly; f16 within its rounding (velocities are whole numbers)
+    assert.same(a.velocities, c32.velocities)
+    assert.same(a.offsets, c32.offsets)
+    local cells, distinct = 0, {}
+    for s = 1, 64 do
+      for c = 1, 9 do
+        local v = a.velocities[s] and a.velocities[s][c]
+        if v then
+          cells = cells + 1
+          distinct[v] = true
+          assert.is_true(math.abs(v - b.velocities[s][c]) <= 1, ("velocity at %d/%d: %g vs %g"):format(s, c, v,
+            b.velocities[s][c]))
+          assert.near(a.offsets[s][c], b.offsets[s][c], 1e-3, ("offset at %d/%d"):format(s, c))
+        else
+          assert.is_nil(b.velocities[s] and b.velocities[s][c])
+        end
+      end
+    end
+    assert.is_true(cells > 50)
+    local nd = 0
+    for _ in pairs(distinct) do nd = nd + 1 end
+    assert.is_true(nd >= 5, "velocities vary with the weights")
     m:close()
     back:close()
+    back32:close()
     H.rmtree(dir)
   end)
 end)
@@ -293,6 +325,48 @@ describe("groove training and metrics", function()
     for k = 1, #p do assert.is_true(p[k] > 0 and p[k] < 1) end
     for _, k in ipairs { "hit_accuracy", "hit_f1", "tf_accuracy", "recon_nll", "kl" } do assert.is_number(r[k]) end
     assert.is_true(r.hit_accuracy >= 0 and r.hit_accuracy <= 1)
+    m:close()
+  end)
+
+  it("hit accuracy, hit F1, tf accuracy and KL have the known answer of a constant model", function()
+    -- every weight zero but the output bias (kick and snare hit at every step, no other class
+    -- ever) and the mu and sigma biases: the decoder's hits are that grid whatever the inputs
+    local m = mv.Model.new(mv.Model.config("groove-tiny"), 3)
+    local P = m:params()
+    for _, t in pairs(P) do t:fill(0) end
+    local ob = P["decoder/output_projection/bias"]
+    for c = 1, 9 do ob:set(c <= 2 and 2 or -2, c) end
+    local kl = 0
+    for q = 1, m.config.z do
+      local mu, s = 0.3 - 0.05 * q, 0.1 * q - 0.4
+      P["encoder/mu/bias"]:set(mu, q)
+      P["encoder/sigma/bias"]:set(s, q)
+      local sg = math.log(1 + math.exp(s))
+      kl = kl - math.log(sg) + 0.5 * (sg * sg + mu * mu) - 0.5
+    end
+    local g = assert(mv.data.load(data)).splits.train.groove
+    local flat = g:contiguous():view(-1):totable()
+    local right, tp, fp, fn = 0, 0, 0, 0
+    for i = 0, #flat // 27 - 1 do
+      for c = 1, 9 do
+        local h, p = flat[i * 27 + c] > 0.5, c <= 2
+        if h == p then right = right + 1 end
+        if h and p then tp = tp + 1 elseif p then fp = fp + 1 elseif h then fn = fn + 1 end
+      end
+    end
+    local cells = #flat // 27 * 9
+    assert.is_true(tp > 0 and fp > 0 and fn > 0) -- neither 0 nor 1 is the right answer
+    local r = Eval.groove_metrics(m, g, { batch_size = 7 })
+    assert.equal(g:size(1), r.windows)
+    assert.near(right / cells, r.hit_accuracy, 1e-12)
+    assert.near(2 * tp / (2 * tp + fp + fn), r.hit_f1, 1e-12)
+    assert.near(right / cells, r.tf_accuracy, 1e-6) -- teacher forcing changes nothing here
+    assert.near(kl, r.kl, 1e-5)
+    -- no true positive at all: F1 is 0 (not NaN)
+    for c = 1, 9 do ob:set(-2, c) end
+    r = Eval.groove_metrics(m, g, { batch_size = 7 })
+    assert.equal(0, r.hit_f1)
+    assert.near((cells - tp - fn) / cells, r.hit_accuracy, 1e-12)
     m:close()
   end)
 

@@ -75,9 +75,16 @@ describe("incremental generation", function()
     assert.same(mu:totable(), g0.z:totable())
     local g1, g2 = m:vary(p, { amount = 0.5, seed = 3 }), m:vary(p, { amount = 0.5, seed = 3 })
     assert.same(g1.z:totable(), g2.z:totable())
-    local d = 0
-    for k = 1, 8 do d = d + (g1.z:get(1, k) - mu:get(1, k)) ^ 2 end
-    assert.is_true(d > 0)
+    -- z - mu is amount times the normals of the (seed, "vary", 1) stream, element by element
+    local eps, d = mv.rng(3, "vary", 1), 0
+    local g3 = m:vary(p, { amount = 1.5, seed = 3 })
+    for k = 1, 8 do
+      local e = eps:normal()
+      assert.near(0.5 * e, g1.z:get(1, k) - mu:get(1, k), 1e-6, "element " .. k)
+      assert.near(1.5 * e, g3.z:get(1, k) - mu:get(1, k), 1e-6, "element " .. k)
+      d = d + e * e
+    end
+    assert.is_true(d > 1) -- eight normals: a step of that size moves z
     g1:step(64)
     assert.is_true(g1:done())
   end)

@@ -66,6 +66,113 @@ describe("the model against the PyTorch reference (spec/fixtures/reference-tiny.
   end)
 end)
 
+-- The same for a scheduled-sampling step and for a tiny GrooVAE (tools/make_reference.py, sections 2 and 3).
+local function from_fixture(file)
+  local t, meta = assert(mv.safetensors.load(H.root .. "/spec/fixtures/" .. file))
+  local cfg = json.decode(meta.config)
+  local m = Model.new { groove = cfg.groove, input_depth = cfg.input_depth, vocab = cfg.vocab, z = cfg.z,
+    bars = cfg.bars, steps_per_bar = cfg.steps, enc = cfg.enc, cond = cfg.cond, dec = cfg.dec }
+  local P = m:params()
+  local n = 0
+  for _, p in ipairs(m.vae:param_list()) do
+    P[p.name]:copy(assert(t["param/" .. p.name], file .. " lacks " .. p.name))
+    n = n + 1
+  end
+  assert.is_true(n >= 10)
+  return m, t, meta
+end
+
+local function same_grads(m, t)
+  local G = m:grads()
+  for _, p in ipairs(m.vae:param_list()) do
+    local ok, why = close_rel(G[p.name], t["grad/" .. p.name], 1e-4, 1e-6)
+    assert.is_true(ok, p.name .. ": " .. why)
+  end
+end
+
+describe("a scheduled-sampling step against the PyTorch reference (reference-tiny-sampling)", function()
+  it("reads the same sampled inputs and matches logits, losses and every gradient to 1e-4", function()
+    local m, t, meta = from_fixture("reference-tiny-sampling.safetensors")
+    m.vae:zero_grad()
+    local opts = { eps = t["input/eps"], beta = tonumber(meta.beta), free_nats = tonumber(meta.free_nats),
+      p_sample = tonumber(meta.p_sample), coins = t["input/coins"], draws = t["input/draws"], backward = true }
+    local st = m.vae:forward(t["input/labels"], opts)
+    assert.same(t["expected/inputs"]:totable(), m.vae:inputs():totable())
+    assert.is_true(st.sampled > 0)
+    for name, got in pairs { logits = m.vae:logits(), recon = st.recon_per_seq, kl = st.kl_per_seq } do
+      local ok, why = close_rel(got, t["expected/" .. name], 1e-4, 1e-6)
+      assert.is_true(ok, name .. ": " .. why)
+    end
+    assert.near(t["expected/loss"]:get(1), st.loss, 1e-4 * math.abs(t["expected/loss"]:get(1)))
+    assert.near(t["expected/accuracy"]:get(1), st.accuracy, 1e-9)
+    same_grads(m, t)
+    -- the fixture can tell: teacher forcing alone reads other inputs and gives other logits
+    m.vae:forward(t["input/labels"], { eps = t["input/eps"] })
+    assert.are_not.same(t["expected/inputs"]:totable(), m.vae:inputs():totable())
+    assert.is_false((close_rel(m.vae:logits(), t["expected/logits"], 1e-4, 1e-6)))
+    m:close()
+  end)
+end)
+
+describe("the groove model against the PyTorch reference (reference-groove-tiny)", function()
+  it("matches mu, sigma, the outputs, losses and every gradient to 1e-4 relative", function()
+    local m, t, meta = from_fixture("reference-groove-tiny.safetensors")
+    assert.is_true(m.config.groove)
+    m.vae:zero_grad()
+    local st = m.vae:forward(t["input/x"], t["input/target"], { eps = t["input/eps"], beta = tonumber(meta.beta),
+      free_nats = tonumber(meta.free_nats), backward = true })
+    local mu, sigma = m.vae:latents()
+    for name, got in pairs { mu = mu, sigma = sigma, outputs = m.vae:outputs(), recon = st.recon_per_seq,
+      kl = st.kl_per_seq } do
+      local ok, why = close_rel(got, t["expected/" .. name], 1e-4, 1e-6)
+      assert.is_true(ok, name .. ": " .. why)
+    end
+    assert.near(t["expected/loss"]:get(1), st.loss, 1e-4 * math.abs(t["expected/loss"]:get(1)))
+    assert.near(t["expected/accuracy"]:get(1), st.accuracy, 1e-6) -- stored as f32
+    same_grads(m, t)
+    m:close()
+  end)
+
+  it("loses the match if the decoder reads the wrong previous step (the fixture can tell)", function()
+    local m, t, meta = from_fixture("reference-groove-tiny.safetensors")
+    -- the encoder's input given as the decoder's target: the previous steps lose their velocities
+    m.vae:forward(t["input/x"], t["input/x"], { eps = t["input/eps"] })
+    assert.is_false((close_rel(m.vae:outputs(), t["expected/outputs"], 1e-4, 1e-6)))
+    m:close()
+  end)
+end)
+
+describe("the PyTorch fixtures #full", function()
+  it("are what tools/make_reference.py writes (when python3-torch is installed)", function()
+    local py
+    for _, cand in ipairs { "/usr/bin/python3", "python3" } do
+      local _, _, code = H.run(H.shell_quote(cand) .. " -c 'import torch'")
+      if code == 0 then py = cand break end
+    end
+    if not py then
+      pending("python3-torch is not installed (apt-get install python3-torch)")
+      return
+    end
+    local dir = H.tmpdir()
+    local out, err, code = H.run(H.shell_quote(py) .. " " .. H.shell_quote(H.root .. "/tools/make_reference.py") .. " " ..
+      H.shell_quote(dir), { LD_PRELOAD = "" })
+    assert.equal(0, code, out .. err)
+    for _, f in ipairs { "reference-tiny", "reference-tiny-sampling", "reference-groove-tiny" } do
+      local new = assert(mv.safetensors.load(dir .. "/" .. f .. ".safetensors"))
+      local old = assert(mv.safetensors.load(H.root .. "/spec/fixtures/" .. f .. ".safetensors"))
+      local n = 0
+      for name, t in pairs(old) do
+        assert.is_truthy(new[name], f .. ": " .. name .. " is no longer written")
+        assert.is_true(H.maxdiff(H.flatten(t:totable()), H.flatten(new[name]:totable())) <= 1e-6, f .. ": " .. name)
+        n = n + 1
+      end
+      for name in pairs(new) do assert.is_truthy(old[name], f .. ": " .. name .. " is new: commit the fixture") end
+      assert.is_true(n > 20)
+    end
+    H.rmtree(dir)
+  end)
+end)
+
 describe("training steps", function()
   local function tiny(seed)
     return Model.new({ enc = { 8 }, cond = { 6 }, dec = { 8 }, z = 4, bars = 2, steps_per_bar = 4 }, seed or 1)

@@ -7,12 +7,32 @@ describe("random streams", function()
   end)
 
   it("match the values of an independent model of the generator", function()
-    -- tools: xoshiro256** seeded by SplitMix64 from (seed, FNV-1a(purpose), index),
-    -- uniform = top 53 bits; values from a Python transcription of the spec.
+    -- xoshiro256** seeded by SplitMix64 from (seed, FNV-1a(purpose), index), uniform = top 53
+    -- bits; values from tools/rng_reference.py, a Python transcription of docs/design.md.
     local r = mv.rng(42, "z", 3)
     assert.near(0.9359012952771946, r:uniform(), 1e-15)
     assert.near(0.9135296410546346, r:uniform(), 1e-15)
     assert.near(0.3621211383015356, r:uniform(), 1e-15)
+  end)
+
+  it("match tools/rng_reference.py run now (when python3 is installed)", function()
+    local H = require "spec.helpers"
+    if not H.have("python3") then
+      pending("python3 is not installed")
+      return
+    end
+    local out, err, code = H.run("python3 " .. H.shell_quote(H.root .. "/tools/rng_reference.py"))
+    assert.equal(0, code, err)
+    local g = require("musicvae.json").decode(out)
+    local function top53(hex) return (math.tointeger(tonumber(hex)) >> 11) * 2.0 ^ -53 end
+    assert.equal(math.tointeger(tonumber(g.fnv1a64_z)), mv.core.rng_purpose("z"))
+    assert.equal(top53(g.first_draw_seed1_default_0), mv.rng(1):uniform())
+    local r = mv.rng(42, "z", 3)
+    for i = 1, 3 do assert.equal(g.uniforms_seed42_z_3[i], r:uniform(), "uniform " .. i) end
+    r = mv.rng(7, "vary", 1)
+    for i = 1, 4 do assert.near(g.normals_seed7_vary_1[i], r:normal(), 1e-12, "normal " .. i) end
+    r = mv.rng(5, 99, 2)
+    for i = 1, 3 do assert.equal(top53(g.words_seed5_purpose99_2[i]), r:uniform(), "word " .. i) end
   end)
 
   it("are independent across purposes and indices", function()
@@ -74,12 +94,40 @@ describe("random streams", function()
     end
   end)
 
+  -- Pearson's chi-square over k equally likely cells; at a fixed seed the statistic is a fixed
+  -- number, and 13.82 is the 0.999 quantile for 2 degrees of freedom (16.27 for 3)
+  local function chi2(counts, n)
+    local k, s = #counts, 0
+    for _, c in ipairs(counts) do s = s + (c - n / k) ^ 2 / (n / k) end
+    return s
+  end
+
   it("draws integers without bias in range", function()
-    local r = mv.rng(1)
-    for _ = 1, 1000 do
+    local r = mv.rng(1, "integers")
+    local counts, N = { 0, 0, 0 }, 30000
+    for _ = 1, N do
       local k = r:integer(3, 5)
       assert.is_true(k >= 3 and k <= 5)
+      counts[k - 2] = counts[k - 2] + 1
     end
+    assert.is_true(chi2(counts, N) < 13.82, ("chi-square %g for %s"):format(chi2(counts, N), table.concat(counts, " ")))
+    counts = { 0, 0, 0, 0 }
+    for _ = 1, N do
+      local k = r:integer(4)
+      counts[k] = counts[k] + 1
+    end
+    assert.is_true(chi2(counts, N) < 16.27, ("chi-square %g for %s"):format(chi2(counts, N), table.concat(counts, " ")))
+    -- a range of 3 * 2^61 values: reducing a 64-bit draw modulo it without rejecting the tail
+    -- would make the first two thirds 3/8 likely each and the last 2/8
+    local third = 1 << 61
+    counts = { 0, 0, 0 }
+    for _ = 1, 3000 do
+      local v = r:integer(0, 3 * third - 1)
+      assert.is_true(v >= 0 and v < 3 * third)
+      counts[v // third + 1] = counts[v // third + 1] + 1
+    end
+    assert.is_true(chi2(counts, 3000) < 13.82, ("chi-square %g for %s"):format(chi2(counts, 3000),
+      table.concat(counts, " ")))
     assert.has_error(function() r:integer(5, 3) end)
   end)
 end)

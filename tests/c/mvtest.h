@@ -3,9 +3,33 @@
 #ifndef MVTEST_H
 #define MVTEST_H
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-static int mvt_failures = 0, mvt_checks = 0;
+static int mvt_failures = 0, mvt_checks = 0, mvt_skips = 0;
+
+/* A check this machine cannot run (a CPU feature it lacks): counted, printed with the reason,
+ * and appended as one line "file: reason" to $MVT_SKIP_FILE, so scripts/test counts and prints
+ * it as a skip instead of letting it pass silently. */
+#define SKIP(...) mvt_skip(__FILE__, __VA_ARGS__)
+static inline void mvt_skip(const char *file, const char *fmt, ...) {
+  char why[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  mvt_skips++;
+  printf("SKIP %s: %s\n", file, why);
+  const char *log = getenv("MVT_SKIP_FILE");
+  FILE *f = log && *log ? fopen(log, "a") : NULL;
+  if (f) {
+    const char *base = strrchr(file, '/');
+    fprintf(f, "%s: %s\n", base ? base + 1 : file, why);
+    fclose(f);
+  }
+}
 
 #define CHECK(cond)                                                            \
   do {                                                                         \
@@ -29,7 +53,7 @@ static int mvt_failures = 0, mvt_checks = 0;
 
 #define MVT_DONE()                                                                       \
   do {                                                                                   \
-    printf("%s: %d checks, %d failed\n", __FILE__, mvt_checks, mvt_failures);           \
+    printf("%s: %d checks, %d failed, %d skipped\n", __FILE__, mvt_checks, mvt_failures, mvt_skips); \
     return mvt_failures ? 1 : 0;                                                         \
   } while (0)
 

@@ -1,8 +1,11 @@
 /* safetensors: round trips (F32, F16, BF16), half-precision rounding, and a
  * corpus of malformed files that must each be refused with a message. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,7 +56,9 @@ int main(void) {
   CHECK(mv_f32_to_f16(1e-9f) == 0x0000);
   CHECK(mv_f32_to_f16(1.0f + 0x1.0p-11f) == 0x3c00); /* tie to even */
   CHECK(mv_f32_to_f16(1.0f + 0x1.8p-10f) == 0x3c02);
-  CHECK(mv_f32_to_f16(0x1.ffcp-15f) == 0x0400 || mv_f32_to_f16(0x1.ffcp-15f) == 0x03ff);
+  /* halfway between the largest subnormal (0x03ff, odd) and the smallest normal (0x0400, even) */
+  CHECK(mv_f32_to_f16(0x1.ffcp-15f) == 0x0400);
+  CHECK(mv_f32_to_f16(0x1.ffbfep-15f) == 0x03ff); /* just below halfway */
   CHECK(mv_f32_to_f16(INFINITY) == 0x7c00 && mv_f32_to_f16(-INFINITY) == 0xfc00);
   CHECK(isnan(mv_f16_to_f32(mv_f32_to_f16(NAN))));
   CHECK(mv_f16_to_f32(0x0001) == 0x1.0p-24f);
@@ -114,20 +119,56 @@ int main(void) {
   }
   free(buf);
 
-  /* atomic save: a missing folder fails cleanly and leaves nothing */
+  /* atomic save: a failure mid-write (here the file size limit, so write() fails with EFBIG
+   * after a few bytes) leaves the old file intact and no temporary behind; a missing folder
+   * fails cleanly */
   char dir[] = "/tmp/mvst.XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
   char path[256], missing[256];
   snprintf(path, sizeof path, "%s/m.safetensors", dir);
   snprintf(missing, sizeof missing, "%s/no/such/dir/m.safetensors", dir);
   CHECK(mv_st_writer_save(w, path, &err) == MV_OK);
+  unsigned char *old;
+  size_t oldlen;
+  CHECK(mv_read_file(path, 1 << 20, &old, &oldlen, &err) == MV_OK);
+  {
+    mv_st_writer *w2 = mv_st_writer_new();
+    CHECK(mv_st_writer_add(w2, "other", MV_DT_F32, &t, &err) == MV_OK);
+    struct rlimit saved, lim;
+    CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    lim = saved;
+    lim.rlim_cur = 16;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    int rc = mv_st_writer_save(w2, path, &err);
+    CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    signal(SIGXFSZ, prev);
+    CHECK(rc == MV_EIO && strstr(err.msg, "m.safetensors"));
+    mv_st_writer_free(w2);
+  }
+  unsigned char *now = NULL;
+  size_t nowlen = 0;
+  CHECK(mv_read_file(path, 1 << 20, &now, &nowlen, &err) == MV_OK);
+  CHECK(now && nowlen == oldlen && memcmp(now, old, oldlen) == 0);
+  free(now);
+  free(old);
+  int entries = 0;
+  DIR *d = opendir(dir);
+  CHECK(d != NULL);
+  for (struct dirent *de; d && (de = readdir(d));)
+    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+      entries++;
+      CHECK(strcmp(de->d_name, "m.safetensors") == 0);
+    }
+  if (d) closedir(d);
+  CHECK(entries == 1);
   CHECK(mv_st_writer_save(w, missing, &err) == MV_EIO);
   CHECK(mv_st_read(&f, path, &err) == MV_OK);
   if (f) mv_st_free(f);
   CHECK(mv_st_read(&f, missing, &err) == MV_EIO && strstr(err.msg, "no/such"));
   CHECK(mv_st_read(&f, dir, &err) == MV_EIO);
-  unlink(path);
-  rmdir(dir);
+  CHECK(unlink(path) == 0);
+  CHECK(rmdir(dir) == 0); /* nothing else was left in it */
   mv_st_writer_free(w);
 
   /* ---- the malformed corpus ---- */

@@ -35,7 +35,7 @@ int main(void) {
   unsigned char ref[300][32];
   for (int k = 0; k < 2; k++) {
     if (mv_sha256_use(impls[k]) != MV_OK) {
-      printf("%s: not on this CPU, skipped\n", impls[k]);
+      SKIP("SHA-256, %s implementation: not supported on this CPU", impls[k]);
       continue;
     }
     ran++;
