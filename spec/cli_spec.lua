@@ -45,8 +45,9 @@ describe("the musicvae command", function()
   end)
 
   it("explains a missing module in one line", function()
-    -- from a checkout, the in-tree fallback finds lua/ and build/ whatever the paths say
-    local out, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so' LUA_PATH='/nonexistent/?.lua' lua5.4 " ..
+    -- from a checkout, the in-tree fallback finds lua/ and build/ whatever the paths say (";;" keeps
+    -- the system's own paths, where Debian's lua-cjson lives)
+    local out, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so;;' LUA_PATH='/nonexistent/?.lua;;' lua5.4 " ..
       H.shell_quote(H.root .. "/bin/musicvae") .. " --version")
     assert.equal(0, code, err)
     assert.matches("%d+%.%d+%.%d+", out)
@@ -59,7 +60,7 @@ describe("the musicvae command", function()
     local bare = H.tmpdir()
     assert(os.execute("cp " .. H.shell_quote(H.root .. "/bin/musicvae") .. " " .. H.shell_quote(bare .. "/")))
     for script, missing in pairs { [root .. "/bin/musicvae"] = "musicvae%.core", [bare .. "/musicvae"] = "musicvae%.cli" } do
-      out, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so' LUA_PATH='/nonexistent/?.lua' lua5.4 " ..
+      out, err, code = H.run("cd /tmp && LUA_CPATH='/nonexistent/?.so;;' LUA_PATH='/nonexistent/?.lua;;' lua5.4 " ..
         H.shell_quote(script) .. " --version")
       assert.equal(1, code, script .. ": " .. err)
       assert.equal("", out)

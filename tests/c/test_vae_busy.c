@@ -59,7 +59,8 @@ int main(void) {
   luaL_requiref(L, "musicvae.core", luaopen_musicvae_core, 0);
   lua_pop(L, 1);
   CHECK(runs(L, "core = require 'musicvae.core'\n"
-                "m = core.vae_new { z = 4, enc = { 8 }, cond = { 6 }, dec = { 8 } }\n"
+                "m = core.vae_new { z = 4, enc = { 8 }, cond = { 6 }, dec = { 8 }, input_depth = 10, vocab = 512,\n"
+                "  bars = 4, steps = 16 }\n"
                 "m:init(core.rng(1, 'init'))\n"
                 "x = core.zeros(1, 64)\n"
                 "z = core.zeros(1, 4)\n"
