@@ -219,3 +219,26 @@ describe("the attributes and shift commands", function()
     H.rmtree(dir)
   end)
 end)
+
+describe("the shipped sampling model's vectors", function()
+  it("add hits to a hand-made sparse pattern with density and remove them with -density", function()
+    local m = assert(mv.load("gmd-4bar-small"))
+    assert.is_table(m.vectors, "models/gmd-4bar-small.safetensors carries no vectors")
+    local labels = {}
+    for s = 1, 64 do labels[s] = 0 end
+    for bar = 0, 3 do
+      labels[bar * 16 + 1] = 1 -- kick on 1
+      labels[bar * 16 + 9] = 2 -- snare on 3
+    end
+    local function hits(p)
+      local n = 0
+      for _, l in ipairs(p.labels) do n = n + F.popcount(l) end
+      return n
+    end
+    local p = mv.pattern { labels = labels }
+    local base = hits(m:shift(p, { attributes = { density = 0 } }))
+    local more = hits(m:shift(p, { attributes = { density = 2 } }))
+    assert.is_true(more > base + 8, ("%d hits at +2 vs %d at 0"):format(more, base))
+    for _, s in ipairs { "rock", "funk", "jazz", "latin", "afrobeat" } do assert.is_table(m.vectors.styles[s], s) end
+  end)
+end)
