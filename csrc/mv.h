@@ -301,6 +301,11 @@ int mv_midi_write(const char *path, const mv_midi_write_opts *o, const mv_midi_w
                   mv_err *err);
 
 /* ---- the drum pipeline (mv_drums.c), as Magenta's DrumsConverter --------- */
+/* A file whose notes span more quantized steps than this is refused (MV_EFORMAT)
+ * by mv_drum_labels, mv_drum_groove and mv_drum_extract before anything is
+ * allocated per step: 8,192 bars of 16 steps, 4.5 hours at 120 qpm. */
+#define MV_MAX_STEPS (1 << 17)
+
 typedef struct mv_drum_opts {
   int8_t pitch_class[128]; /* drum class 0-8 of each pitch, -1 = not kept */
   int steps_per_quarter;   /* 4 */

@@ -405,16 +405,19 @@ static int cmp_ts(const void *a, const void *b) {
   return x->tick < y->tick ? -1 : x->tick > y->tick;
 }
 
-/* Seconds of a tick through the tempo map (120 qpm before the first tempo). */
+/* Seconds of a tick through the tempo map (120 qpm before the first tempo):
+ * a binary search for the last tempo at or before the tick, whose time (the
+ * running sum of the segments before it) collect() filled in. */
 double mv_midi_seconds(const mv_midi *m, int64_t tick) {
-  double t = 0, us = 500000.0;
-  int64_t at = 0;
-  for (int i = 0; i < m->ntempos && m->tempos[i].tick <= tick; i++) {
-    t += (double)(m->tempos[i].tick - at) * us / 1e6 / m->ppq;
-    at = m->tempos[i].tick;
-    us = m->tempos[i].usec_per_quarter;
+  int lo = 0, hi = m->ntempos; /* first tempo after tick */
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (m->tempos[mid].tick <= tick) lo = mid + 1;
+    else hi = mid;
   }
-  return t + (double)(tick - at) * us / 1e6 / m->ppq;
+  if (lo == 0) return 0 + (double)tick * 500000.0 / 1e6 / m->ppq;
+  const mv_midi_tempo *t = &m->tempos[lo - 1];
+  return t->time + (double)(tick - t->tick) * (double)t->usec_per_quarter / 1e6 / m->ppq;
 }
 
 /* Pairs note-ons with note-offs per track as magenta.js (@tonejs/midi) does:
@@ -438,6 +441,7 @@ static int collect(mv_midi *m, smf_t *smf, wlist *wl, mv_err *err) {
     return mv_seterr(err, MV_ENOMEM, "out of memory");
   }
   int64_t dropped = 0;
+  int tcap = 0, scap = 0;
   for (int tn = 1; tn <= smf->number_of_tracks; tn++) {
     smf_track_t *tr = smf_get_track_by_number(smf, tn);
     if (!tr) continue;
@@ -446,18 +450,24 @@ static int collect(mv_midi *m, smf_t *smf, wlist *wl, mv_err *err) {
     for (int i = 1; (ev = smf_track_get_event_by_number(tr, i)) != NULL; i++) {
       const unsigned char *d = ev->midi_buffer;
       if (ev->midi_buffer_length >= 6 && d[0] == 0xff && d[1] == 0x51) {
-        mv_midi_tempo *tp = realloc(m->tempos, sizeof *tp * (size_t)(m->ntempos + 1));
-        if (!tp) break;
-        m->tempos = tp;
+        if (m->ntempos == tcap) { /* geometric growth: a file may be all tempo events */
+          mv_midi_tempo *tp = realloc(m->tempos, sizeof *tp * (size_t)(tcap = tcap * 2 + 16));
+          if (!tp) break;
+          m->tempos = tp;
+        }
+        mv_midi_tempo *tp = m->tempos;
         tp[m->ntempos].tick = ev->time_pulses;
         tp[m->ntempos].usec_per_quarter = (d[3] << 16) | (d[4] << 8) | d[5];
         m->ntempos++;
         continue;
       }
       if (ev->midi_buffer_length >= 7 && d[0] == 0xff && d[1] == 0x58) {
-        mv_midi_timesig *ts = realloc(m->timesigs, sizeof *ts * (size_t)(m->ntimesigs + 1));
-        if (!ts) break;
-        m->timesigs = ts;
+        if (m->ntimesigs == scap) {
+          mv_midi_timesig *ts = realloc(m->timesigs, sizeof *ts * (size_t)(scap = scap * 2 + 16));
+          if (!ts) break;
+          m->timesigs = ts;
+        }
+        mv_midi_timesig *ts = m->timesigs;
         ts[m->ntimesigs].tick = ev->time_pulses;
         ts[m->ntimesigs].numerator = d[3];
         ts[m->ntimesigs].denominator = 1 << d[4];
@@ -502,9 +512,14 @@ static int collect(mv_midi *m, smf_t *smf, wlist *wl, mv_err *err) {
   if (m->nnotes > 1) qsort(m->notes, (size_t)m->nnotes, sizeof *m->notes, cmp_note);
   if (m->ntempos > 1) qsort(m->tempos, (size_t)m->ntempos, sizeof *m->tempos, cmp_tempo);
   if (m->ntimesigs > 1) qsort(m->timesigs, (size_t)m->ntimesigs, sizeof *m->timesigs, cmp_ts);
+  double t = 0, us = 500000.0; /* each tempo's time: the segments before it, summed in order */
+  int64_t at = 0;
   for (int i = 0; i < m->ntempos; i++) {
     m->tempos[i].qpm = 60000000.0 / m->tempos[i].usec_per_quarter;
-    m->tempos[i].time = mv_midi_seconds(m, m->tempos[i].tick);
+    t += (double)(m->tempos[i].tick - at) * us / 1e6 / m->ppq;
+    at = m->tempos[i].tick;
+    us = m->tempos[i].usec_per_quarter;
+    m->tempos[i].time = t;
   }
   for (int i = 0; i < m->ntimesigs; i++) m->timesigs[i].time = mv_midi_seconds(m, m->timesigs[i].tick);
   m->end_tick = 0;

@@ -4,6 +4,7 @@
  *   m:notes()           -> {{on, off, on_time, off_time, pitch, velocity, channel (1-16), track (1-based)}, ...}
  *   m:labels(opts)      -> labels (array over the whole file), steps
  *   m:tracks(opts)      -> {tracks = {{piece, piece_tick, start_step, labels}}, drop, detail, pieces, pieces_meter, steps_truncated}
+ *   (labels, groove and tracks return nil, err for a file past MV_MAX_STEPS)
  *   core.midi_write(path, notes, opts) -> true, or nil, err
  * opts: classes (128-byte string, byte = class + 1, 0 = not kept), drum_channel (0-15 or -1),
  *       steps_per_quarter, steps_per_bar, gap_bars, max_bars. */
@@ -164,7 +165,9 @@ static int m_labels(lua_State *L) {
   uint16_t *l;
   int64_t n;
   mv_err err;
-  if (mv_drum_labels(&l, &n, m, &o, &err)) return mvl_raise(L, &err);
+  int rc = mv_drum_labels(&l, &n, m, &o, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err); /* a file past the limits: nil, err */
   push_labels(L, l, n);
   free(l);
   lua_pushinteger(L, n);
@@ -181,7 +184,9 @@ static int m_groove(lua_State *L) {
   float *off;
   int64_t n;
   mv_err err;
-  if (mv_drum_groove(&v, &off, &n, m, &o, &err)) return mvl_raise(L, &err);
+  int rc = mv_drum_groove(&v, &off, &n, m, &o, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err); /* a file past the limits: nil, err */
   lua_createtable(L, (int)n, 0);
   lua_createtable(L, (int)n, 0);
   for (int64_t s = 0; s < n; s++) {
@@ -221,7 +226,9 @@ static int m_tracks(lua_State *L) {
   checkopts(L, 2, &o);
   mv_drum_result r;
   mv_err err;
-  if (mv_drum_extract(&r, m, &o, &err)) return mvl_raise(L, &err);
+  int rc = mv_drum_extract(&r, m, &o, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err); /* a file past the limits: nil, err */
   lua_createtable(L, 0, 6);
   lua_createtable(L, r.ntracks, 0);
   for (int i = 0; i < r.ntracks; i++) {
@@ -304,4 +311,6 @@ static const luaL_Reg functions[] = {{"midi_load", l_load},
 void mvl_midi_open(lua_State *L) {
   mvl_newclass(L, MVL_MIDI_MT, methods, m_gc);
   luaL_setfuncs(L, functions, 0);
+  lua_pushinteger(L, MV_MAX_STEPS);
+  lua_setfield(L, -2, "MAX_STEPS");
 }
