@@ -95,3 +95,119 @@ describe("MIDI: the quantized step count is bounded", function()
     end)
   end)
 end)
+
+describe("non-finite numbers", function()
+  local mv = require "musicvae"
+  local model_path = H.root .. "/models/gmd-4bar-small.safetensors"
+
+  it("a checkpoint with one NaN or infinite weight is refused at load, naming the tensor", function()
+    local t, meta, names = assert(mv.safetensors.load(model_path))
+    local name = names[#names]
+    local dir = H.tmpdir()
+    for _, bad in ipairs { 0 / 0, math.huge, -math.huge } do
+      local x = t[name]:clone()
+      x:view(-1):set(bad, 1)
+      local saved = t[name]
+      t[name] = x
+      assert(mv.safetensors.save(dir .. "/bad.safetensors", t, { metadata = meta }))
+      t[name] = saved
+      local m, err = mv.Model.load(dir .. "/bad.safetensors")
+      assert.is_nil(m)
+      assert.truthy(err:find(name, 1, true), err)
+      assert.truthy(err:find("NaN or infinite", 1, true), err)
+      -- and the CLI says so in one line
+      local out, cerr, code = H.cli("sample -n 1 --seed 1 -q -o " .. H.shell_quote(dir .. "/out") .. " --model " ..
+        H.shell_quote(dir .. "/bad.safetensors"))
+      assert.equal(1, code, out .. cerr)
+      assert.truthy(cerr:match("^musicvae: [^\n]*NaN or infinite[^\n]*\n$"), cerr)
+    end
+    H.rmtree(dir)
+  end)
+
+  it("NaN weights that reach the decoder anyway give silence, never every drum (and no UB)", function()
+    local m = assert(mv.Model.load(model_path))
+    -- poison the output layer through a parameter view (what load now refuses)
+    local P = m.vae:params()
+    local name
+    for _, p in ipairs(m.vae:param_list()) do
+      if p.name:find("output_projection/bias", 1, true) then name = p.name end
+    end
+    assert.is_string(name)
+    P[name]:fill(0 / 0)
+    for _, temp in ipairs { 0, 0.5 } do
+      local ps = m:sample { n = 1, seed = 1, temperature = temp }
+      for _, l in ipairs(ps[1].labels) do assert.equal(0, l) end
+    end
+    m:close()
+  end)
+
+  it("the Lua API refuses similarity NaN and temperature inf or NaN", function()
+    local m = assert(mv.Model.load(model_path))
+    local p = m:sample { n = 1, seed = 1 }[1]
+    assert.has_error(function() m:similar(p, { similarity = 0 / 0 }) end)
+    for _, bad in ipairs { math.huge, 0 / 0, -1 } do
+      assert.has_error(function() m:sample { n = 1, seed = 1, temperature = bad } end)
+      assert.has_error(function() m:reconstruct(p, { temperature = bad }) end)
+      assert.has_error(function() m:generator { seed = 1, temperature = bad } end)
+      assert.has_error(function() m.vae:decode(mv.core.zeros(1, m.config.z), { temperature = bad }) end)
+    end
+    assert.has_error(function() m:vary(p, { amount = math.huge }) end)
+    m:close()
+  end)
+end)
+
+describe("integer overflow, divide by zero and lost error messages", function()
+  local mv = require "musicvae"
+  local core = mv.core
+
+  it("quantize_tick validates ppq and steps per quarter instead of casting them (SIGFPE before)", function()
+    local ok, err = pcall(core.quantize_tick, 2 ^ 62 | 0, 2 ^ 62 | 0)
+    assert.is_false(ok)
+    assert.truthy(err:find("quantize_tick", 1, true), err)
+    for _, args in ipairs { { 100, 0 }, { 100, -480 }, { 100, 2 ^ 32 | 0 }, { 100, 480, 0 }, { 100, 480, 2 ^ 32 + 4 | 0 },
+      { 2 ^ 62 | 0, 480 } } do
+      assert.has_error(function() core.quantize_tick(table.unpack(args)) end)
+    end
+    assert.equal(3, core.quantize_tick(300, 480, 4))
+    assert.equal(2 ^ 53 // 120, core.quantize_tick(2 ^ 53 | 0, 480, 4))
+  end)
+
+  it("drum options do not wrap out-of-int values into range", function()
+    local song = C.midi.at_step_limit(64)
+    local h = assert(core.midi_parse(song))
+    local opts = require("musicvae.midi").drum_options {}
+    opts.steps_per_quarter = 2 ^ 32 + 4 | 0
+    assert.has_error(function() h:labels(opts) end)
+    h:close()
+  end)
+
+  it("view and reshape refuse shapes whose element count overflows", function()
+    local t = mv.zeros(4)
+    for _, f in ipairs { "view", "reshape" } do
+      for _, shape in ipairs { { 2 ^ 62 | 0, 2 ^ 62 | 0 }, { 2 ^ 62 | 0, 2 ^ 62 | 0, -1 }, { 2 ^ 40 | 0, 2 ^ 40 | 0, 2 ^ 40 | 0 } } do
+        local ok, err = pcall(t[f], t, table.unpack(shape))
+        assert.is_false(ok)
+        assert.truthy(err:find("overflow", 1, true) or err:find("size", 1, true), err)
+      end
+    end
+    assert.same({ 2, 2 }, t:view(2, -1):size())
+  end)
+
+  it("keeps the messages that used %lld (lua_pushfstring has no such option)", function()
+    local ok, err
+    if not (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then -- ASan aborts on a 4 EB calloc
+      ok, err = pcall(mv.zeros, 1e9, 1e9)
+      assert.is_false(ok)
+      assert.truthy(err:find("out of memory allocating 1000000000000000000 floats", 1, true), err)
+    end
+    ok, err = pcall(mv.frombytes, "abc", { 1 })
+    assert.is_false(ok)
+    assert.truthy(err:find("3 bytes do not hold 1 float32 values", 1, true), err)
+    ok, err = pcall(mv.tensor, { { 1, 2 }, { 3 } })
+    assert.is_false(ok)
+    assert.truthy(err:find("should have 2 entries", 1, true), err)
+    ok, err = pcall(function() return mv.zeros(5):view(2, -1) end)
+    assert.is_false(ok)
+    assert.truthy(err:find("5 elements", 1, true), err)
+  end)
+end)
