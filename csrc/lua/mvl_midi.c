@@ -8,6 +8,7 @@
  *   core.midi_write(path, notes, opts) -> true, or nil, err
  * opts: classes (128-byte string, byte = class + 1, 0 = not kept), drum_channel (0-15 or -1),
  *       steps_per_quarter, steps_per_bar, gap_bars, max_bars. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,11 +121,15 @@ static int m_notes(lua_State *L) {
   return 1;
 }
 
+/* out-of-int values become -1, which the core refuses, instead of wrapping into range */
+static lua_Integer clampint(lua_Integer v) { return v < INT_MIN || v > INT_MAX ? -1 : v; }
+
 static int optint(lua_State *L, int t, const char *k, int def) {
   lua_getfield(L, t, k);
-  int v = (int)luaL_optinteger(L, -1, def);
+  lua_Integer v = luaL_optinteger(L, -1, def);
+  if (v < INT_MIN || v > INT_MAX) luaL_error(L, "option %s is out of range", k); /* never truncated by a cast */
   lua_pop(L, 1);
-  return v;
+  return (int)v;
 }
 
 static void checkopts(lua_State *L, int idx, mv_drum_opts *o) {
@@ -280,9 +285,9 @@ static int l_write(lua_State *L) {
     lua_getfield(L, -2, "dur");
     w[i].dur = luaL_checkinteger(L, -1);
     lua_getfield(L, -3, "pitch");
-    w[i].pitch = (int)luaL_checkinteger(L, -1);
+    w[i].pitch = (int)clampint(luaL_checkinteger(L, -1));
     lua_getfield(L, -4, "velocity");
-    w[i].velocity = (int)luaL_checkinteger(L, -1);
+    w[i].velocity = (int)clampint(luaL_checkinteger(L, -1));
     lua_pop(L, 5);
   }
   mv_err err;
@@ -293,9 +298,14 @@ static int l_write(lua_State *L) {
   return 1;
 }
 
+/* core.quantize_tick(tick, ppq[, steps_per_quarter = 4]): ppq 1-32767 (what a MIDI file can
+ * hold), steps 1-96 (as the drum options), |tick| <= 2^53; validated before any cast to int. */
 static int l_quantize(lua_State *L) {
-  lua_pushinteger(L, mv_quantize_tick(luaL_checkinteger(L, 1), (int)luaL_checkinteger(L, 2),
-                                      (int)luaL_optinteger(L, 3, 4)));
+  lua_Integer tick = luaL_checkinteger(L, 1), ppq = luaL_checkinteger(L, 2), spq = luaL_optinteger(L, 3, 4);
+  luaL_argcheck(L, tick >= -((lua_Integer)1 << 53) && tick <= ((lua_Integer)1 << 53), 1, "tick must be within +-2^53");
+  luaL_argcheck(L, ppq >= 1 && ppq <= 0x7fff, 2, "ticks per quarter must be 1-32767");
+  luaL_argcheck(L, spq >= 1 && spq <= 96, 3, "steps per quarter must be 1-96");
+  lua_pushinteger(L, mv_quantize_tick(tick, (int)ppq, (int)spq));
   return 1;
 }
 
