@@ -241,6 +241,8 @@ int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t 
 
 /* Atomic file write helper (temporary file + fsync + rename). */
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err);
+/* mkdir -p: creates path and its missing parents (no shell). */
+int mv_mkdir_p(const char *path, mv_err *err);
 
 
 /* ---- MIDI files (mv_midi.c; reading goes through a validating pre-pass) ----- */

@@ -211,3 +211,120 @@ describe("integer overflow, divide by zero and lost error messages", function()
     assert.truthy(err:find("5 elements", 1, true), err)
   end)
 end)
+
+describe("checkpoint pairs survive a kill or a full disk", function()
+  local mv = require "musicvae"
+  local T = require "musicvae.train"
+  local core = mv.core
+  local micro = { enc = { 16 }, cond = { 8 }, dec = { 16 }, z = 8, batch_size = 2, free_bits = 0,
+    sampling_schedule = "constant", sampling_rate = 0.3, learning_rate = 3e-3 }
+  local dir, data, run
+  before_each(function()
+    dir = H.tmpdir()
+    data = dir .. "/d.mvd"
+    run = dir .. "/run"
+    assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", data, {}))
+    local tr = assert(T.new { data = data, config = micro, out = run, seed = 5 })
+    assert(tr:run { steps = 3, val_every = 0 })
+    tr.model:close()
+  end)
+  after_each(function() H.rmtree(dir) end)
+
+  local function names()
+    local t = {}
+    for _, e in ipairs(core.listdir(run)) do t[#t + 1] = e.name end
+    table.sort(t)
+    return table.concat(t, " ")
+  end
+
+  it("a kill between the two writes (either order) resumes from the newest complete pair and cleans up", function()
+    local w, s = run .. "/ckpt-00000003.safetensors", run .. "/ckpt-00000003.state.safetensors"
+    -- this version's order: the state of step 9 is on disk, its weights half-written
+    H.writefile(run .. "/ckpt-00000009.state.safetensors", H.readfile(s))
+    H.writefile(run .. "/ckpt-00000009.safetensors.tmp.4242", H.readfile(w):sub(1, 100))
+    -- the old order: the weights of step 7 without their state, the state half-written
+    H.writefile(run .. "/ckpt-00000007.safetensors", H.readfile(w))
+    H.writefile(run .. "/ckpt-00000007.state.safetensors.tmp.4243", "half")
+    local complete, partial = T.checkpoints(run)
+    assert.equal(1, #complete)
+    assert.equal(3, complete[1].step)
+    assert.equal(2, #partial)
+    local tr = assert(T.new { out = run, resume = true }) -- no --data: named by the state
+    assert.equal(3, tr.step)
+    assert.equal(w, tr.resumed_from)
+    assert.is_nil(names():find("tmp", 1, true), names())
+    assert.is_false(core.isfile(run .. "/ckpt-00000009.state.safetensors"))
+    assert.is_true(core.isfile(run .. "/ckpt-00000007.safetensors")) -- a usable model is kept
+    assert(tr:run { until_step = 5, val_every = 0 })
+    assert.equal(5, T.checkpoints(run)[1].step)
+    tr.model:close()
+  end)
+
+  it("a failed weights write (full disk) removes that step's state and keeps the previous pair", function()
+    local tr = assert(T.new { out = run, resume = true })
+    tr.step = 4
+    assert(core.mkdir_p(run .. "/ckpt-00000004.safetensors")) -- the rename into place fails
+    local ok, err = tr:checkpoint(3)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.is_false(core.isfile(run .. "/ckpt-00000004.state.safetensors"))
+    assert.is_nil(names():find("tmp", 1, true), names())
+    tr.model:close()
+    os.remove(run .. "/ckpt-00000004.safetensors")
+    local again = assert(T.new { out = run, resume = true })
+    assert.equal(3, again.step)
+    again.model:close()
+  end)
+
+  it("--resume without --data says what is really missing", function()
+    -- only weights, no state
+    os.remove(run .. "/ckpt-00000003.state.safetensors")
+    local _, err, code = H.cli("train --out " .. H.shell_quote(run) .. " --resume --steps 1")
+    assert.equal(1, code)
+    assert.truthy(err:match("^musicvae: [^\n]*ckpt%-00000003%.safetensors has no ckpt%-00000003%.state%.safetensors[^\n]*\n$"),
+      err)
+    -- an empty folder, and none at all
+    _, err, code = H.cli("train --out " .. H.shell_quote(dir .. "/empty") .. " --resume --steps 1")
+    assert.equal(1, code)
+    assert.truthy(err:match("^musicvae: [^\n]*no such run folder[^\n]*give %-%-data[^\n]*\n$"), err)
+  end)
+
+  it("--resume without --data names the run's dataset when it is gone", function()
+    os.remove(data)
+    local _, err, code = H.cli("train --out " .. H.shell_quote(run) .. " --resume --steps 1")
+    assert.equal(1, code)
+    assert.truthy(err:match("^musicvae: [^\n]*d%.mvd[^\n]*is missing; give %-%-data\n$"), err)
+  end)
+end)
+
+describe("#full SIGKILL at random points of a run with a checkpoint every step", function()
+  it("always resumes from the newest complete pair", function()
+    local mv = require "musicvae"
+    local T = require "musicvae.train"
+    local dir = H.tmpdir()
+    local data, run = dir .. "/d.mvd", dir .. "/run"
+    assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", data, {}))
+    local env = ("LUA_CPATH=%s LUA_PATH=%s"):format(H.shell_quote(H.root .. "/" .. H.build_dir() .. "/?.so;;"),
+      H.shell_quote(H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;;"))
+    local last = 0
+    local rng = mv.core.rng(16, "kills")
+    for round = 1, 8 do
+      local cmd = ("%s lua5.4 %s train --data %s --config tiny --set batch_size=2 --out %s --steps 100000 " ..
+        "--checkpoint-minutes 0.00001 %s >/dev/null 2>%s/err.txt & echo $!"):format(env,
+        H.shell_quote(H.root .. "/bin/musicvae"), H.shell_quote(data), H.shell_quote(run), round > 1 and "--resume" or "",
+        H.shell_quote(dir))
+      local pid = assert(io.popen(cmd):read("l"))
+      os.execute(("sleep %.2f"):format(1.5 + rng:uniform() * 1.5))
+      os.execute("kill -9 " .. pid)
+      os.execute("while kill -0 " .. pid .. " 2>/dev/null; do sleep 0.05; done")
+      assert.equal("", H.readfile(dir .. "/err.txt"))
+      local tr, err = T.new { out = run, resume = true }
+      assert.truthy(tr, err)
+      assert.is_true(tr.step >= last, ("round %d: step %d after %d"):format(round, tr.step, last))
+      last = tr.step
+      tr.model:close()
+    end
+    assert.is_true(last > 0)
+    H.rmtree(dir)
+  end)
+end)
