@@ -328,3 +328,47 @@ describe("#full SIGKILL at random points of a run with a checkpoint every step",
     H.rmtree(dir)
   end)
 end)
+
+describe("CLI misuse gives one line and the right exit status", function()
+  local rock = H.shell_quote(H.root .. "/spec/fixtures/midi/rock-8bars-120.mid")
+  local cmds = {
+    "sample -n 1 --seed 1 -q",
+    "reconstruct " .. rock .. " --seed 1 -q",
+    "interpolate " .. rock .. " " .. rock .. " --steps 2 --seed 1 -q",
+    "similar " .. rock .. " -n 1 --seed 1 -q",
+  }
+
+  it("-o naming an existing file, a folder under a file, or '' (no shell mkdir message)", function()
+    local dir = H.tmpdir()
+    H.writefile(dir .. "/file", "x")
+    for _, c in ipairs(cmds) do
+      for _, o in ipairs { dir .. "/file", dir .. "/file/sub" } do
+        local out, err, code = H.cli(c .. " -o " .. H.shell_quote(o))
+        assert.equal(1, code, c .. ": " .. out .. err)
+        assert.truthy(err:match("^musicvae: [^\n]*file exists and is not a folder\n$"), c .. ": " .. err)
+      end
+      local _, err, code = H.cli(c .. " -o ''")
+      assert.equal(2, code, c .. ": " .. err)
+      assert.truthy(err:match("^musicvae: [^\n]*%-o needs a folder name[^\n]*\n$"), c .. ": " .. err)
+    end
+    -- and a new nested folder is made
+    local _, err, code = H.cli(cmds[1] .. " -o " .. H.shell_quote(dir .. "/a/b/c"))
+    assert.equal(0, code, err)
+    assert.is_true(require("musicvae.core").isfile(dir .. "/a/b/c/sample-s1-t0.5-001.mid"))
+    H.rmtree(dir)
+  end)
+
+  it("eval --batch 0 and -1 are usage errors; non-finite numbers are refused", function()
+    for _, b in ipairs { "0", "-1" } do
+      local _, err, code = H.cli("eval --batch " .. b .. " " .. rock)
+      assert.equal(2, code, err)
+      assert.truthy(err:match("^musicvae: eval: option %-%-batch must be[^\n]*\n$"), err)
+    end
+    local _, err, code = H.cli("sample -n 1 --temperature 1e999 -o /tmp/never")
+    assert.equal(2, code, err)
+    assert.truthy(err:match("^musicvae: [^\n]*finite[^\n]*\n$"), err)
+    local mv = require "musicvae"
+    local m = assert(mv.load())
+    assert.has_error(function() require("musicvae.evaluate").metrics(m, mv.core.zeros(1, 64), { batch_size = 0 }) end)
+  end)
+end)
