@@ -191,6 +191,9 @@ int mv_dtype_from_name(const char *s, size_t len, mv_dtype *out); /* 1 if known 
 
 #define MV_ST_MAXDIM 8
 #define MV_ST_MAX_HEADER (100u * 1024u * 1024u)
+/* Readers refuse more tensors or __metadata__ entries than this (duplicates are found by sorting). */
+#define MV_ST_MAX_TENSORS (1 << 18)
+#define MV_ST_MAX_META (1 << 18)
 
 typedef struct mv_st_entry {
   char *name;

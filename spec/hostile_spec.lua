@@ -372,3 +372,41 @@ describe("CLI misuse gives one line and the right exit status", function()
     assert.has_error(function() require("musicvae.evaluate").metrics(m, mv.core.zeros(1, 64), { batch_size = 0 }) end)
   end)
 end)
+
+describe("safetensors headers: duplicate checks are not quadratic, counts are bounded", function()
+  local function load_in_child(case, n)
+    local dir = H.tmpdir()
+    local p = dir .. "/case.safetensors"
+    H.writefile(p, C.safetensors[case](n))
+    local out, err, code, mb = child(([[
+      local st = require "musicvae.safetensors"
+      local t, meta = st.load(%q)
+      if not t then
+        io.write("error\t", meta)
+      else
+        local nt, nm = 0, 0
+        for _ in pairs(t) do nt = nt + 1 end
+        for _ in pairs(meta) do nm = nm + 1 end
+        io.write("ok\t", nt, "\t", nm)
+      end
+    ]]):format(p))
+    H.rmtree(dir)
+    assert.equal(0, code, err)
+    assert.is_true(mb < 300, mb .. " MB")
+    return out
+  end
+
+  it("reads 100k zero-size tensors and 200k metadata keys", function()
+    assert.equal("ok\t100000\t0", load_in_child("many_tensors", 100000))
+    assert.equal("ok\t0\t200000", load_in_child("many_metadata", 200000))
+  end)
+
+  it("still finds a duplicate at the end of a long header, and refuses counts past the limits", function()
+    assert.equal('error\tcase.safetensors: safetensors header: tensor "t1" appears twice',
+      (load_in_child("duplicate_last", 100000):gsub("^error\t.*/", "error\t")))
+    local limit = 1 << 18
+    assert.truthy(load_in_child("many_tensors", limit + 1):find("more than " .. limit .. " tensors", 1, true))
+    assert.truthy(load_in_child("many_metadata", limit + 1):find("more than " .. limit .. " __metadata__ entries", 1, true))
+    assert.truthy(load_in_child("many_metadata", limit):find("^ok"))
+  end)
+end)
