@@ -410,3 +410,34 @@ describe("safetensors headers: duplicate checks are not quadratic, counts are bo
     assert.truthy(load_in_child("many_metadata", limit):find("^ok"))
   end)
 end)
+
+describe("MIDI reading is linear in the file's events (no libsmf load)", function()
+  local function read_in_child(bytes)
+    local dir = H.tmpdir()
+    local p = dir .. "/case.mid"
+    H.writefile(p, bytes)
+    local out, err, code, mb = child(([[
+      local midi = require "musicvae.midi"
+      local s, e = midi.read(%q)
+      if s then io.write("ok\t", #s.notes, "\t", s.tracks, "\t", #s.tempos) else io.write("error\t", e) end
+    ]]):format(p))
+    H.rmtree(dir)
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    assert.is_true(mb < 300, mb .. " MB")
+    return out
+  end
+
+  it("reads 100k notes, 65,535 empty tracks and 50k tempo changes", function()
+    assert.equal("ok\t100000\t1\t0", read_in_child(C.midi.many_notes(100000)))
+    assert.equal("ok\t0\t65535\t0", read_in_child(C.midi.many_tracks(65535)))
+    assert.equal("ok\t50000\t1\t50000", read_in_child(C.midi.many_tempos(50000)))
+  end)
+
+  it("refuses a file with more events than the documented limit, in one line", function()
+    local limit = 1 << 21
+    assert.truthy(read_in_child(C.midi.many_events(limit)):find("^ok\t0\t1\t0"))
+    local out = read_in_child(C.midi.many_events(limit + 1))
+    assert.truthy(out:match("^error\t[^\n]*the limit is " .. limit .. "$"), out)
+  end)
+end)

@@ -51,6 +51,11 @@ function C.midi.many_tempos(n)
   return B.header(0, 1, 240) .. B.track(table.concat(t) .. B.eot())
 end
 
+-- n note-ons at tick 0 in running status (3 bytes each): past the event limit for n > 2^21.
+function C.midi.many_events(n)
+  return B.header(0, 1, 480) .. B.track(B.ev(0, 0x99, 36, 100) .. ("\0\36\100"):rep(n - 1) .. B.eot())
+end
+
 -- ---- safetensors ----------------------------------------------------------------------------
 local function st(header)
   local pad = (8 - #header % 8) % 8

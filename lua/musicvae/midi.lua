@@ -1,4 +1,4 @@
---- MIDI files: reading (through the core's validating pre-pass and libsmf)
+--- MIDI files: reading (through the core's validating pre-pass; libsmf only writes)
 -- and writing drum patterns. File and data problems return nil, err.
 local core = require "musicvae.core"
 local D = require "musicvae.drums"
