@@ -441,3 +441,18 @@ describe("MIDI reading is linear in the file's events (no libsmf load)", functio
     assert.truthy(out:match("^error\t[^\n]*the limit is " .. limit .. "$"), out)
   end)
 end)
+
+describe("bench/hostile.lua", function()
+  it("prints one JSON line per case with its time, peak memory and outcome", function()
+    local json = require "musicvae.json"
+    local out, err, code = H.run("cd " .. H.shell_quote(H.root) .. " && lua5.4 bench/hostile.lua --only midi_huge_delta_37_bytes",
+      { MUSICVAE_BUILD = H.build_dir() })
+    assert.equal(0, code, err)
+    local r = assert(json.decode(out:match("[^\n]+")))
+    assert.equal("hostile", r.what)
+    assert.equal("midi_huge_delta_37_bytes", r.case)
+    assert.equal(37, r.bytes)
+    assert.is_true(r.seconds >= 0 and r.peak_rss_mb > 0)
+    assert.truthy(r.outcome:find("^error: [^\n]*limit is 131072 steps"), r.outcome)
+  end)
+end)
