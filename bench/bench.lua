@@ -11,6 +11,9 @@
 --   --only encode   encoding one 4-bar pattern (encode_4bar_batch1), the first half of reconstruct,
 --                   similar, interpolate and humanize
 --   --only rss      memory of training at --batch: VmRSS after 3 and after 3 + --steps steps, VmHWM
+--   --only audio    FluidSynth: soundfont_load (a fresh synth with the SoundFont, median of 3) and
+--                   render_4bar (a 4-bar pattern at 120 qpm, 44.1 kHz, no tail; extra.realtime_factor
+--                   = 8 s / median), SoundFont loading excluded
 -- Sampling runs on f16 weights, as the shipped models are (the decoder converts them in registers).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./" .. (os.getenv("MUSICVAE_BUILD") or "build") .. "/?.so;" .. package.cpath
@@ -155,6 +158,23 @@ elseif opts.only == "sample" then
 elseif opts.only == "encode" then
   emit { what = "encode_4bar_batch1", config = opts.config, batch = 1, threads = opts.threads,
     median_s = encode_time(f16_model(opts.config)) }
+elseif opts.only == "audio" then
+  local ok, why = mv.audio.available()
+  local sf = mv.audio.find_soundfont()
+  if not ok or not sf then
+    io.stderr:write("bench: no audio: ", tostring(why or "no SoundFont"), "\n")
+    os.exit(1)
+  end
+  local core = require "musicvae.core"
+  local load = median(function() assert(core.synth_new(sf, 44100, 0.5)):close() end, 3)
+  emit { what = "soundfont_load", extra = json.ordered { { "soundfont", sf } }, median_s = load }
+  local labels = {}
+  for s = 1, 64 do labels[s] = 4 | ((s - 1) % 8 == 0 and 1 or 0) | ((s - 1) % 8 == 4 and 2 or 0) end
+  local p = mv.pattern { labels = labels, qpm = 120 }
+  assert(mv.audio.render(p, { tail = 0 })) -- loads the synth (not timed)
+  local t = median(function() assert(mv.audio.render(p, { tail = 0 })) end, opts.steps)
+  emit { what = "render_4bar", bars = 4, median_s = t,
+    extra = json.ordered { { "audio_s", 8.0 }, { "rate", 44100 }, { "realtime_factor", 8.0 / t } } }
 elseif opts.only == "rss" then
   local model = mv.Model.new(opts.config, 1)
   local step = train_step(model, opts.batch)

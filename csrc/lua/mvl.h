@@ -53,5 +53,6 @@ void mvl_st_open(lua_State *L);
 void mvl_sys_open(lua_State *L);
 void mvl_midi_open(lua_State *L);
 void mvl_vae_open(lua_State *L);
+void mvl_audio_open(lua_State *L);
 
 #endif

@@ -36,5 +36,6 @@ int luaopen_musicvae_core(lua_State *L) {
   mvl_sys_open(L);
   mvl_midi_open(L);
   mvl_vae_open(L);
+  mvl_audio_open(L);
   return 1;
 }

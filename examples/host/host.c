@@ -1,9 +1,9 @@
 /* host.c -- a small C program that embeds Lua 5.4 the way a music host does
  * (REAPER, pdlua, a custom engine): it runs a Lua script that requires
  * musicvae, then calls the script's on_beat(budget_ms) once per beat and
- * prints whatever finished bar comes back, and finally finish(path).
+ * prints whatever finished bar comes back, and finally finish(path[, wav_path]).
  *
- *   mv_host SCRIPT.lua MODEL.safetensors [BEATS] [OUT.mid]
+ *   mv_host SCRIPT.lua MODEL.safetensors [BEATS] [OUT.mid] [OUT.wav]
  *
  * The script gets the project root as its first argument (for package.path);
  * MV_HOST_ROOT is baked in by CMake and MUSICVAE_ROOT overrides it. */
@@ -35,12 +35,13 @@ static int report(lua_State *L, int status) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: mv_host SCRIPT.lua MODEL.safetensors [BEATS] [OUT.mid]\n");
+    fprintf(stderr, "usage: mv_host SCRIPT.lua MODEL.safetensors [BEATS] [OUT.mid] [OUT.wav]\n");
     return 2;
   }
   const char *root = getenv("MUSICVAE_ROOT") ? getenv("MUSICVAE_ROOT") : MV_HOST_ROOT;
   int beats = argc > 3 ? atoi(argv[3]) : 16;
   const char *out = argc > 4 ? argv[4] : "host-out.mid";
+  const char *wav = argc > 5 ? argv[5] : NULL; /* also the audio, rendered with FluidSynth */
   lua_State *L = luaL_newstate();
   if (!L) return 1;
   luaL_openlibs(L);
@@ -61,7 +62,11 @@ int main(int argc, char **argv) {
   }
   lua_getglobal(L, "finish");
   lua_pushstring(L, out);
-  if (report(L, lua_pcall(L, 1, 1, 0)) != LUA_OK) return 1;
+  if (wav)
+    lua_pushstring(L, wav);
+  else
+    lua_pushnil(L);
+  if (report(L, lua_pcall(L, 2, 1, 0)) != LUA_OK) return 1;
   printf("%s\nlongest on_beat call: %.2f ms\n", lua_tostring(L, -1), worst);
   lua_close(L);
   return 0;

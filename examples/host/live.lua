@@ -35,8 +35,15 @@ function on_beat(budget_ms)
   return nil
 end
 
-function finish(path)
+-- Writes everything handed out as MIDI, and as audio when wav_path is given.
+function finish(path, wav_path)
   if #song == 0 then return "no complete bar yet" end
-  assert(mv.midi.write(path, mv.pattern { labels = song, steps_per_bar = steps_per_bar }))
-  return ("wrote %d bars to %s"):format(#song // steps_per_bar, path)
+  local p = mv.pattern { labels = song, steps_per_bar = steps_per_bar }
+  assert(mv.midi.write(path, p))
+  local msg = ("wrote %d bars to %s"):format(#song // steps_per_bar, path)
+  if wav_path then
+    local info = assert(mv.audio.render_to(wav_path, p))
+    msg = msg .. (" and %.2f s of audio to %s"):format(info.seconds, wav_path)
+  end
+  return msg
 end

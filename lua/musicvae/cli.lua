@@ -176,6 +176,8 @@ M.register {
       sgemm_n = n,
       sgemm_gflops = math.floor(gflops * 10 + 0.5) / 10,
     }
+    local sound = require("musicvae.cli_audio").doctor()
+    for k, v in pairs(sound) do report[k] = v end
     if opts.json then
       out:write(json.encode(report), "\n")
       return 0
@@ -192,6 +194,7 @@ M.register {
     out:write(("  threads     %d\n"):format(info.threads))
     out:write(("  SGEMM       %.1f GFLOP/s (%dx%dx%d, %d threads, median of 5)\n"):format(gflops, n, n, n,
       info.threads))
+    out:write(require("musicvae.cli_audio").doctor_lines(sound))
     return 0
   end,
 }
@@ -603,6 +606,8 @@ local GEN_OPTIONS = {
   bar = { name = "--bar", arg = "K", type = "integer", help = "use the window starting at bar K of a longer input",
     check = function(v) return v >= 1, "must be at least 1" end },
   drum_channel = { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the drums (default 10)" },
+  wav = require("musicvae.cli_audio").OPTIONS.wav,
+  soundfont = require("musicvae.cli_audio").OPTIONS.soundfont,
 }
 
 local function pick_seed(opts, out)
@@ -699,11 +704,12 @@ local function write_outputs(opts, out, m, mode, seed, temperature, items)
     stems[i] = it.stem or ("%s/%s-s%d-t%s-%s"):format(dir, mode, seed, temp_str(temperature),
       it.suffix or ("%03d"):format(it.index))
     if not opts.force then
-      for _, ext in ipairs { ".mid", ".json" } do
+      for _, ext in ipairs { ".mid", ".json", opts.wav and ".wav" or nil } do
         if core.isfile(stems[i] .. ext) then fail("%s exists; use --force to overwrite", stems[i] .. ext) end
       end
     end
   end
+  require("musicvae.cli_audio").check(opts)
   for i, it in ipairs(items) do
     local ok, err = midi.write(stems[i] .. ".mid", it.pattern, { kit = kit, qpm = it.pattern.qpm })
     if not ok then fail("%s", err) end
@@ -715,6 +721,7 @@ local function write_outputs(opts, out, m, mode, seed, temperature, items)
     ok, err = core.write_atomic(stems[i] .. ".json", json.encode(side) .. "\n")
     if not ok then fail("%s", err) end
     out:write(stems[i], ".mid\n")
+    require("musicvae.cli_audio").beside(opts, it.pattern, stems[i], kit, out)
     if not opts.quiet and not it.no_grid then out:write(tostring(it.pattern), "\n") end
   end
 end
@@ -756,7 +763,7 @@ M.register {
     GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
     { name = "--qpm", arg = "QPM", type = "number", help = "tempo of the written files (default 120)",
       check = function(v) return v > 0 and v < 1000, "must be between 0 and 1000" end },
-    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet },
+    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, _, out)
     if not opts.output then usage_error("sample: -o DIR is required") end
     local m = gen_model(opts)
@@ -774,7 +781,8 @@ M.register {
   usage = "reconstruct [--model M] IN.mid -o DIR [--bar K] [--temperature T] [--seed S] [--force]",
   min_args = 1, max_args = 1,
   options = { GEN_OPTIONS.model, GEN_OPTIONS.out, GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
-    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+    GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel, GEN_OPTIONS.wav,
+    GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("reconstruct: -o DIR is required") end
     local m = gen_model(opts)
@@ -801,7 +809,7 @@ M.register {
       check = function(v) return v >= 2 and v <= 1000, "must be 2-1000" end },
     { name = "--lerp", type = "flag", help = "linear instead of spherical interpolation" },
     GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.kit, GEN_OPTIONS.force,
-    GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+    GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel, GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("interpolate: -o DIR is required") end
     local P = require "musicvae.pattern"
@@ -841,7 +849,7 @@ M.register {
     { name = "--n", short = "-n", arg = "N", type = "integer", help = "how many (default 4)",
       check = function(v) return v >= 1 and v <= 10000, "must be 1-10000" end },
     GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.kit, GEN_OPTIONS.force,
-    GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+    GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel, GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("similar: -o DIR is required") end
     local m = gen_model(opts)
@@ -866,7 +874,8 @@ M.register {
     "gmd-4bar-humanize (not $MUSICVAE_MODEL, which names a categorical model as a rule).",
   min_args = 1, max_args = 1,
   options = { { name = "--model", arg = "PATH|NAME", help = "groove model file or name (default gmd-4bar-humanize)" },
-    GEN_OPTIONS.out_file, GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel },
+    GEN_OPTIONS.out_file, GEN_OPTIONS.bar, GEN_OPTIONS.kit, GEN_OPTIONS.force, GEN_OPTIONS.quiet, GEN_OPTIONS.drum_channel,
+    GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("humanize: -o OUT.mid is required") end
     local m = gen_model { model = opts.model or "gmd-4bar-humanize" }
@@ -892,7 +901,8 @@ M.register {
   min_args = 1, max_args = 1,
   options = { { name = "--model", arg = "PATH|NAME", help = "tap model file or name (default gmd-4bar-tap)" },
     GEN_OPTIONS.out_file, GEN_OPTIONS.temperature, GEN_OPTIONS.seed, GEN_OPTIONS.bar, GEN_OPTIONS.kit,
-    GEN_OPTIONS.force, GEN_OPTIONS.quiet, { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" } },
+    GEN_OPTIONS.force, GEN_OPTIONS.quiet, { name = "--drum-channel", arg = "N|all", help = "MIDI channel holding the taps (default all)" },
+    GEN_OPTIONS.wav, GEN_OPTIONS.soundfont },
   run = function(opts, args, out)
     if not opts.output then usage_error("tap: -o OUT.mid is required") end
     local spec = opts.model or "gmd-4bar-tap"
@@ -991,6 +1001,8 @@ M.register {
     return 0
   end,
 }
+
+require("musicvae.cli_audio").install(M)
 
 local function main_help(out)
   out:write("usage: musicvae <command> [options]\n\n")

@@ -42,5 +42,7 @@ M.Model = require "musicvae.model"
 M.evaluate = require "musicvae.evaluate"
 --- mv.load([path_or_name]) -> model, or nil, err: a path, a model name, $MUSICVAE_MODEL, or the shipped default
 M.load = require("musicvae.models").load
+--- mv.audio.render(pattern_or_path, opts) -> samples [frames, 2]; mv.audio.write(path, samples, rate)
+M.audio = require "musicvae.audio"
 
 return M
