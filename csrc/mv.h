@@ -145,6 +145,8 @@ typedef struct mv_rng {
 
 #define MV_RNG_STATE_BYTES 32
 
+/* FNV-1a 64 of n bytes (purposes, dataset checksums). */
+uint64_t mv_fnv1a64(const void *data, size_t n);
 /* FNV-1a 64 of a purpose name ("z", "categorical", "dropout", "data", ...). */
 uint64_t mv_rng_purpose(const char *name);
 void mv_rng_seed(mv_rng *r, uint64_t seed, uint64_t purpose, uint64_t index);
@@ -242,7 +244,11 @@ int mv_sha256_use(const char *name);
 /* Reads a whole regular file (at most max_size bytes) into a malloc'd buffer. */
 int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t *len, mv_err *err);
 
-/* Atomic file write helper (temporary file + fsync + rename). */
+/* Atomic file writes: fill(tmp, ctx, err) writes a temporary file beside path (returning MV_OK,
+ * or a code with err set), which is then fsync'd and renamed into place; on any failure nothing
+ * is left behind. mv_write_file_atomic writes len bytes that way. */
+int mv_write_atomic_with(const char *path, int (*fill)(const char *tmp, void *ctx, mv_err *err), void *ctx,
+                         mv_err *err);
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err);
 /* mkdir -p: creates path and its missing parents (no shell). */
 int mv_mkdir_p(const char *path, mv_err *err);

@@ -5,9 +5,12 @@
  * in registers. LSTM gate columns are permuted so that block b holds the i, j,
  * f and o columns of units 32b .. 32b + 31: the thread that owns a block owns
  * whole units and applies the cell update without waiting for the others.
- * Layer 0's one-hot rows are a table of rows added before the sum. */
+ * Layer 0's one-hot rows are a table of rows added before the sum. Blocks are split between
+ * the worker threads of mv_pool.c. One file (about 730 lines) on purpose: the packing, the kernels
+ * and the drivers all depend on the packed layout and change together. */
 #include "mv_act.h"
 #include "mv_infer.h"
+#include "mv_pool.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -304,11 +307,7 @@ static kern_fn pick_kernel(const char *want, const char **name) {
 static kern_fn KERN;
 static const char *KERN_NAME;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
-static void pool_atfork_child(void);
-static void kern_init(void) {
-  KERN = pick_kernel(getenv("MUSICVAE_ISA"), &KERN_NAME);
-  pthread_atfork(NULL, NULL, pool_atfork_child);
-}
+static void kern_init(void) { KERN = pick_kernel(getenv("MUSICVAE_ISA"), &KERN_NAME); }
 
 const char *mv_infer_isa(void) {
   pthread_once(&kern_once, kern_init);
@@ -326,128 +325,6 @@ int mv_infer_use_isa(const char *name) {
 }
 
 void mv_infer_allow_f16(int allow) { ALLOW_F16 = allow; }
-
-/* ---- the worker pool: fork-join over column blocks, spinning while busy ---- */
-typedef void (*part_fn)(void *ctx, int part, int nparts);
-
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  pthread_t th[MV_INFER_MAXTHREADS];
-  uint64_t born[MV_INFER_MAXTHREADS]; /* gen when each worker was created: its first job is the next one */
-  int started;
-  uint64_t gen;
-  int pending, sleepers, inuse, quit;
-  part_fn fn;
-  void *ctx;
-  int nparts;
-} POOL = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, {0}, 0, 0, 0, 0, 0, 0, NULL, NULL, 0};
-
-static inline void cpu_relax(void) {
-#ifdef MV_X86
-  _mm_pause();
-#endif
-}
-
-static void *worker(void *arg) {
-  int part = (int)(intptr_t)arg;
-  /* not the current gen: par_run may already have posted the job this worker was created for */
-  uint64_t seen = POOL.born[part - 1];
-  for (;;) {
-    uint64_t g;
-    long spins = 0;
-    while ((g = __atomic_load_n(&POOL.gen, __ATOMIC_SEQ_CST)) == seen) {
-      if (++spins < 100000) {
-        cpu_relax();
-        continue;
-      }
-      pthread_mutex_lock(&POOL.mu);
-      __atomic_add_fetch(&POOL.sleepers, 1, __ATOMIC_SEQ_CST);
-      while (__atomic_load_n(&POOL.gen, __ATOMIC_SEQ_CST) == seen) pthread_cond_wait(&POOL.cv, &POOL.mu);
-      __atomic_sub_fetch(&POOL.sleepers, 1, __ATOMIC_SEQ_CST);
-      pthread_mutex_unlock(&POOL.mu);
-    }
-    seen = g;
-    if (__atomic_load_n(&POOL.quit, __ATOMIC_SEQ_CST)) break;
-    if (part < POOL.nparts) POOL.fn(POOL.ctx, part, POOL.nparts);
-    __atomic_sub_fetch(&POOL.pending, 1, __ATOMIC_SEQ_CST);
-  }
-  return NULL;
-}
-
-/* A forked child has none of the parent's workers: start afresh (else it would wait for them). */
-static void pool_atfork_child(void) {
-  pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
-  pthread_cond_t c0 = PTHREAD_COND_INITIALIZER;
-  POOL.mu = m0;
-  POOL.cv = c0;
-  POOL.started = 0;
-  POOL.pending = POOL.sleepers = POOL.inuse = 0;
-}
-
-/* Stops and joins the workers when the library is unloaded (a Lua state closing dlcloses the module;
- * a worker left spinning in unmapped code would crash the host). */
-__attribute__((destructor)) static void pool_shutdown(void) {
-  if (POOL.started == 0) return;
-  __atomic_store_n(&POOL.quit, 1, __ATOMIC_SEQ_CST);
-  pthread_mutex_lock(&POOL.mu);
-  __atomic_add_fetch(&POOL.gen, 1, __ATOMIC_SEQ_CST);
-  pthread_cond_broadcast(&POOL.cv);
-  pthread_mutex_unlock(&POOL.mu);
-  for (int i = 0; i < POOL.started; i++) pthread_join(POOL.th[i], NULL);
-  POOL.started = 0;
-}
-
-/* Runs fn(ctx, part, nparts) for every part, on the pool when it is free
- * (another thread decoding at the same time runs its parts serially). */
-static void par_run(part_fn fn, void *ctx, int nparts) {
-  if (nparts > 1 && !__atomic_exchange_n(&POOL.inuse, 1, __ATOMIC_ACQUIRE)) {
-    pthread_mutex_lock(&POOL.mu);
-    while (POOL.started < nparts - 1 && POOL.started < MV_INFER_MAXTHREADS - 1) {
-      POOL.born[POOL.started] = POOL.gen;
-      if (pthread_create(&POOL.th[POOL.started], NULL, worker, (void *)(intptr_t)(POOL.started + 1)) != 0) break;
-      POOL.started++;
-    }
-    pthread_mutex_unlock(&POOL.mu);
-    int workers = POOL.started;
-    if (workers >= 1) {
-      int np = nparts > workers + 1 ? workers + 1 : nparts;
-      POOL.fn = fn;
-      POOL.ctx = ctx;
-      POOL.nparts = np;
-      __atomic_store_n(&POOL.pending, workers, __ATOMIC_SEQ_CST);
-      __atomic_add_fetch(&POOL.gen, 1, __ATOMIC_SEQ_CST);
-      if (__atomic_load_n(&POOL.sleepers, __ATOMIC_SEQ_CST)) {
-        pthread_mutex_lock(&POOL.mu);
-        pthread_cond_broadcast(&POOL.cv);
-        pthread_mutex_unlock(&POOL.mu);
-      }
-      fn(ctx, 0, np);
-      while (__atomic_load_n(&POOL.pending, __ATOMIC_SEQ_CST)) cpu_relax();
-      __atomic_store_n(&POOL.inuse, 0, __ATOMIC_RELEASE);
-      return;
-    }
-    __atomic_store_n(&POOL.inuse, 0, __ATOMIC_RELEASE);
-  }
-  for (int p = 0; p < nparts; p++) fn(ctx, p, nparts);
-}
-
-typedef struct {
-  void (*fn)(void *ctx, int task);
-  void *ctx;
-} tasks_job;
-
-static void run_task(void *vctx, int part, int nparts) {
-  (void)nparts;
-  tasks_job *t = vctx;
-  t->fn(t->ctx, part);
-}
-
-int mv_par_tasks(void (*fn)(void *ctx, int task), void *ctx, int n) {
-  tasks_job t = {fn, ctx};
-  par_run(run_task, &t, n);
-  return 1;
-}
 
 static int nparts_for(int nb) {
   int t = mv_blas_get_num_threads();
@@ -662,7 +539,7 @@ int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float 
   j.xs = (size_t)s->z;
   j.dst = S;
   j.act = 1;
-  par_run(run_job, &j, nparts_for(j.W->nb));
+  mv_par_run(run_job, &j, nparts_for(j.W->nb));
   /* magenta's flatten order: [c0, h0, c1, h1, ...] */
   for (int l = 0, off = 0; l < s->clayers; off += 2 * s->cH[l], l++)
     for (int n = 0; n < N; n++) {
@@ -689,7 +566,7 @@ int mv_infer_conductor(const mv_pack *p, int N, int bars, const float *z, float 
       j.cp = cb[a][l];
       j.c = cb[b][l];
       j.h = hb[b][l];
-      par_run(run_job, &j, nparts_for(j.W->nb));
+      mv_par_run(run_job, &j, nparts_for(j.W->nb));
     }
     memcpy(emb + (size_t)u * N * s->E, hb[b][s->clayers - 1], sizeof(float) * (size_t)N * s->E);
   }
@@ -707,14 +584,14 @@ void mv_infer_bar(const mv_pack *p, int N, const float *emb, float *S, float *ge
   j.W = &p->init;
   j.dst = S;
   j.act = 1;
-  par_run(run_job, &j, nparts_for(j.W->nb));
+  mv_par_run(run_job, &j, nparts_for(j.W->nb));
   /* layer 0's per-bar gate part: b + emb . W_emb (packed order) */
   j.W = &p->emb0;
   j.y = gemb;
   j.ys = (size_t)p->emb0.nb * CB;
   j.dst = NULL;
   j.act = 0;
-  par_run(run_job, &j, nparts_for(j.W->nb));
+  mv_par_run(run_job, &j, nparts_for(j.W->nb));
 }
 
 static void step_impl(const mv_pack *p, int N, const int32_t *lab, const float *dx, const float *gemb,
@@ -745,7 +622,7 @@ static void step_impl(const mv_pack *p, int N, const int32_t *lab, const float *
     j.cp = c_prev[l];
     j.c = c[l];
     j.h = h[l];
-    par_run(run_job, &j, nparts_for(j.W->nb));
+    mv_par_run(run_job, &j, nparts_for(j.W->nb));
   }
   j.lab = NULL;
   j.dx = NULL;
@@ -756,7 +633,7 @@ static void step_impl(const mv_pack *p, int N, const int32_t *lab, const float *
   j.x = h[p->s.layers - 1];
   j.xs = (size_t)p->s.H[p->s.layers - 1];
   j.dst = logits;
-  par_run(run_job, &j, nparts_for(j.W->nb));
+  mv_par_run(run_job, &j, nparts_for(j.W->nb));
 }
 
 void mv_infer_step(const mv_pack *p, int N, const int32_t *lab, const float *gemb, const float *const *h_prev,

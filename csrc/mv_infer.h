@@ -7,13 +7,14 @@
  * fused multiply-adds, whatever the batch size, the thread count or the
  * instruction set (AVX-512, AVX2, or the portable path): a sequence decodes to
  * the same floats alone or in any batch. Columns are split between the worker
- * threads (mv_blas_get_num_threads(), at most MV_INFER_MAXTHREADS). */
+ * threads of mv_pool.h (mv_blas_get_num_threads(), at most MV_INFER_MAXTHREADS). */
 #ifndef MV_INFER_H
 #define MV_INFER_H
 
 #include "mv.h"
+#include "mv_pool.h"
 
-#define MV_INFER_MAXTHREADS 8
+#define MV_INFER_MAXTHREADS MV_POOL_MAXTHREADS
 #define MV_INFER_CB 128 /* columns per packed block */
 
 typedef struct mv_pack mv_pack;
@@ -45,10 +46,6 @@ const char *mv_infer_isa(void); /* "avx512", "avx2" or "portable" */
  * environment), and allow or forbid f16 packing for packs made after. */
 int mv_infer_use_isa(const char *name);
 void mv_infer_allow_f16(int allow);
-
-/* Runs fn(ctx, 0 .. n-1) on the worker pool, side by side (serially when the pool is busy,
- * e.g. another thread decoding). Returns 1. */
-int mv_par_tasks(void (*fn)(void *ctx, int task), void *ctx, int n);
 
 /* Scratch floats a decoding of N rows needs (mv_infer_bar / mv_infer_step). */
 size_t mv_infer_scratch(const mv_pack *p, int N);

@@ -638,12 +638,17 @@ static int cmp_wev(const void *a, const void *b) {
   return x[2] < y[2] ? -1 : x[2] > y[2];
 }
 
-static int fsync_path(const char *p) {
-  FILE *f = fopen(p, "rb");
-  if (!f) return 0;
-  int ok = fsync(fileno(f)) == 0;
-  fclose(f);
-  return ok;
+typedef struct {
+  smf_t *smf;
+  const char *path;
+  const glog_capture *cap;
+} save_job;
+
+static int fill_smf(const char *tmp, void *ctx, mv_err *err) {
+  const save_job *j = ctx;
+  if (smf_save(j->smf, tmp) != 0)
+    return mv_seterr(err, MV_EIO, "%s: cannot write%s%s", j->path, j->cap->n ? ": " : "", j->cap->msg);
+  return MV_OK;
 }
 
 static int add_meta(smf_track_t *tr, int64_t tick, const unsigned char *bytes, int n) {
@@ -709,21 +714,8 @@ int mv_midi_write(const char *path, const mv_midi_write_opts *o, const mv_midi_w
     if (ok && (smf_track_add_eot_pulses(t1, (int)last) != 0 || smf_track_add_eot_pulses(t2, (int)last) != 0)) ok = 0;
     if (!ok) rc = mv_seterr(err, MV_ENOMEM, "could not build the MIDI events%s%s", cap.n ? ": " : "", cap.msg);
     if (!rc) {
-      size_t plen = strlen(path);
-      char *tmp = malloc(plen + 32);
-      if (!tmp) rc = mv_seterr(err, MV_ENOMEM, "out of memory");
-      else {
-        snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-        if (smf_save(smf, tmp) != 0 || !fsync_path(tmp)) {
-          unlink(tmp);
-          rc = mv_seterr(err, MV_EIO, "%s: cannot write%s%s", path, cap.n ? ": " : "", cap.msg);
-        } else if (rename(tmp, path) != 0) {
-          int e = errno;
-          unlink(tmp);
-          rc = mv_seterr(err, MV_EIO, "%s: cannot rename into place: %s", path, strerror(e));
-        }
-        free(tmp);
-      }
+      save_job j = {smf, path, &cap};
+      rc = mv_write_atomic_with(path, fill_smf, &j, err);
     }
   }
   if (smf) smf_delete(smf);

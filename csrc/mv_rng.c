@@ -17,14 +17,17 @@ static uint64_t mix(uint64_t v) {
   return splitmix(&x);
 }
 
-uint64_t mv_rng_purpose(const char *name) {
+uint64_t mv_fnv1a64(const void *data, size_t n) {
+  const unsigned char *p = data;
   uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-    h ^= *p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
     h *= 0x100000001b3ull;
   }
   return h;
 }
+
+uint64_t mv_rng_purpose(const char *name) { return mv_fnv1a64(name, strlen(name)); }
 
 void mv_rng_seed(mv_rng *r, uint64_t seed, uint64_t purpose, uint64_t index) {
   uint64_t x = mix(mix(mix(seed) ^ purpose) ^ (index * 0xd1342543de82ef95ull + 0x2545f4914f6cdd1dull));

@@ -75,46 +75,66 @@ int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t 
   return MV_OK;
 }
 
-int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err) {
+int mv_write_atomic_with(const char *path, int (*fill)(const char *tmp, void *ctx, mv_err *err), void *ctx,
+                         mv_err *err) {
   size_t plen = strlen(path);
   char *tmp = malloc(plen + 32);
   if (!tmp) return mv_seterr(err, MV_ENOMEM, "out of memory");
   snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+  int rc = fill(tmp, ctx, err);
+  if (!rc) {
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+      int e = errno;
+      rc = mv_seterr(err, MV_EIO, "%s: write failed: %s", path, strerror(e));
+    }
+    if (fd >= 0) close(fd);
+  }
+  if (!rc && rename(tmp, path) != 0) {
+    int e = errno;
+    rc = mv_seterr(err, MV_EIO, "%s: cannot rename into place: %s", path, strerror(e));
+  }
+  if (rc) unlink(tmp);
+  free(tmp);
+  return rc;
+}
+
+typedef struct {
+  const char *path;
+  const unsigned char *data;
+  size_t len;
+} bytes_job;
+
+static int fill_bytes(const char *tmp, void *ctx, mv_err *err) {
+  const bytes_job *j = ctx;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     int e = errno;
-    free(tmp);
-    return mv_seterr(err, MV_EIO, "%s: cannot write: %s", path, strerror(e));
+    return mv_seterr(err, MV_EIO, "%s: cannot write: %s", j->path, strerror(e));
   }
-  const unsigned char *p = data;
-  size_t left = len;
+  const unsigned char *p = j->data;
+  size_t left = j->len;
   while (left > 0) {
     ssize_t w = write(fd, p, left);
     if (w < 0) {
       if (errno == EINTR) continue;
       int e = errno;
       close(fd);
-      unlink(tmp);
-      free(tmp);
-      return mv_seterr(err, MV_EIO, "%s: write failed: %s", path, strerror(e));
+      return mv_seterr(err, MV_EIO, "%s: write failed: %s", j->path, strerror(e));
     }
     p += w;
     left -= (size_t)w;
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
+  if (close(fd) != 0) {
     int e = errno;
-    unlink(tmp);
-    free(tmp);
-    return mv_seterr(err, MV_EIO, "%s: write failed: %s", path, strerror(e));
+    return mv_seterr(err, MV_EIO, "%s: write failed: %s", j->path, strerror(e));
   }
-  if (rename(tmp, path) != 0) {
-    int e = errno;
-    unlink(tmp);
-    free(tmp);
-    return mv_seterr(err, MV_EIO, "%s: cannot rename into place: %s", path, strerror(e));
-  }
-  free(tmp);
   return MV_OK;
+}
+
+int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err) {
+  bytes_job j = {path, data, len};
+  return mv_write_atomic_with(path, fill_bytes, &j, err);
 }
 
 /* ---- SHA-256 (FIPS 180-4), for model fingerprints in sidecar files ---- */

@@ -32,6 +32,7 @@
 #define mv_vae_encode mv_vae64_encode
 #define mv_vae_decode mv_vae64_decode
 #define mv_vae_adam_step mv_vae64_adam_step
+#define mv_vae_adam_alloc mv_vae64_adam_alloc
 #define mv_vae_config_check mv_vae64_config_check
 #define mv_vae_gen mv_vae64_gen
 #define mv_vae_gen_new mv_vae64_gen_new
@@ -89,7 +90,7 @@ typedef struct mv_vae {
   mv_param p[MV_MAXPARAMS];
   int64_t nfloats;
   mv_real *params, *grads;
-  mv_real *adam_m, *adam_v; /* allocated by the first Adam step */
+  mv_real *adam_m, *adam_v; /* allocated by mv_vae_adam_alloc (the first Adam step) */
   int64_t adam_t;
   mv_lstm_w enc_fw[MV_MAXLAYERS], enc_bw[MV_MAXLAYERS];
   mv_dense_w mu, sigma;
@@ -211,6 +212,19 @@ const int32_t *mv_vae_gen_labels(const mv_vae_gen *g);
 typedef struct mv_adam_opts {
   mv_real lr, beta1, beta2, eps, clip_norm, zero_above;
 } mv_adam_opts;
+/* The defaults, the one place they are written (TF's Adam; magenta's learning rate, clip norm
+ * and grad_norm_clip_to_zero): the binding starts from them and exports them to Lua's configs. */
+#define MV_ADAM_LR 1e-3
+#define MV_ADAM_BETA1 0.9
+#define MV_ADAM_BETA2 0.999
+#define MV_ADAM_EPS 1e-8
+#define MV_ADAM_CLIP_NORM 1.0
+#define MV_ADAM_ZERO_ABOVE 10000.0
+#define MV_ADAM_DEFAULTS \
+  {MV_ADAM_LR, MV_ADAM_BETA1, MV_ADAM_BETA2, MV_ADAM_EPS, MV_ADAM_CLIP_NORM, MV_ADAM_ZERO_ABOVE}
 int mv_vae_adam_step(mv_vae *m, const mv_adam_opts *o, double *grad_norm, int *skipped, mv_err *err);
+/* Allocates Adam's moments (zeros) if they are not yet: the one place they are allocated (the
+ * first step does it, and so does the binding before it exposes or restores them). MV_ENOMEM. */
+int mv_vae_adam_alloc(mv_vae *m, mv_err *err);
 
 #endif

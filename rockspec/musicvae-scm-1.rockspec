@@ -12,6 +12,9 @@ description = {
   ]],
   license = "Apache-2.0",
 }
+-- Also needed at run time, from the system and not as rocks (so that `luarocks make` works offline):
+-- lua-cjson for Lua 5.4 (Debian: apt-get install lua-cjson; its module is `cjson`), and the
+-- libraries below (Debian: libopenblas-dev, libsmf-dev). scripts/setup installs all of them.
 dependencies = {
   "lua >= 5.4, < 5.5",
 }

@@ -66,8 +66,8 @@ describe("generation", function()
 
   it("interpolation endpoints decode like their inputs' mu", function()
     local m = assert(mv.Model.load(model))
-    local a = mv.pattern { labels = { 5, 0, 4, 0, 6, 0, 4, 0, 5, 0, 4, 0, 6, 0, 4, 1 } }
-    local b = mv.pattern { labels = { 1, 1, 2, 0, 256, 0, 2, 0 } }
+    local a = mv.pattern { labels = { 5, 0, 4, 0, 6, 0, 4, 0, 5, 0, 4, 0, 6, 0, 4, 1 }, bars = 4 }
+    local b = mv.pattern { labels = { 1, 1, 2, 0, 256, 0, 2, 0 }, bars = 4 }
     for _, o in ipairs { { temperature = 0 }, { temperature = 0.7, seed = 4 } } do
       local pts = m:interpolate(a, b, { steps = 5, temperature = o.temperature, seed = o.seed })
       assert.equal(5, #pts)

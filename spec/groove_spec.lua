@@ -327,7 +327,7 @@ describe("groove training and metrics", function()
   describe("tap models (tap2drum)", function()
     it("see one rhythm: the loudest hit's timing in the open hi-hat slot, no velocities", function()
       local m = mv.Model.new(mv.Model.config("tap-tiny"), 1)
-      local p = mv.pattern { labels = { 1 | 2, 0, 4 | 256 },
+      local p = mv.pattern { labels = { 1 | 2, 0, 4 | 256 }, bars = 4,
         velocities = { [1] = { [1] = 60, [2] = 100 }, [3] = { [3] = 70, [9] = 70 } },
         offsets = { [1] = { [1] = 0.1, [2] = -0.2 }, [3] = { [3] = 0.05, [9] = -0.1 } } }
       local x = m:groove_input(m:groove_tensor { p }):totable()[1]
@@ -345,7 +345,7 @@ describe("groove training and metrics", function()
       near_rows(row(true, 0.1), x[3])   -- equal velocities: the first class (closed hi-hat)
       for s = 4, 64 do near_rows(row(false), x[s]) end
       -- the tap's velocity and class do not matter, only where and when
-      local q = mv.pattern { labels = { 256, 0, 1 }, velocities = { [1] = { [9] = 20 }, [3] = { [1] = 127 } },
+      local q = mv.pattern { labels = { 256, 0, 1 }, bars = 4, velocities = { [1] = { [9] = 20 }, [3] = { [1] = 127 } },
         offsets = { [1] = { [9] = -0.2 }, [3] = { [1] = 0.05 } } }
       assert.same(x, m:groove_input(m:groove_tensor { q }):totable()[1])
       assert.has_error(function() mv.Model.new(mv.Model.config("humanize-tiny"), 1):tap(p) end)

@@ -69,7 +69,7 @@ describe("incremental generation", function()
   end)
 
   it("vary moves z by a seeded step of the given size and generates incrementally", function()
-    local p = mv.pattern { labels = { 5, 0, 4, 0, 6, 0, 4, 0, 5, 0, 4, 0, 6, 0, 4, 0 } }
+    local p = mv.pattern { labels = { 5, 0, 4, 0, 6, 0, 4, 0, 5, 0, 4, 0, 6, 0, 4, 0 }, bars = 4 }
     local g0 = m:vary(p, { amount = 0, seed = 3 })
     local mu = m:encode { p }
     assert.same(mu:totable(), g0.z:totable())

@@ -199,13 +199,13 @@ describe("inference", function()
   end)
 
   it("encodes patterns to mu and sigma", function()
-    local p = mv.pattern { labels = { 1, 0, 4, 0, 2, 0, 4, 0 } }
+    local p = mv.pattern { labels = { 1, 0, 4, 0, 2, 0, 4, 0 }, bars = 4 }
     local mu, sigma = m:encode { p, p }
     assert.same({ 2, 4 }, mu:size())
     assert.same(mu:select(1, 1):totable(), mu:select(1, 2):totable())
     for _, s in ipairs(sigma:select(1, 1):totable()) do assert.is_true(s > 0) end
     -- the same bits alone, in any batch and on 1 or 2 threads; close to the training forward's mu
-    local q = mv.pattern { labels = { 3, 1, 0, 2 } }
+    local q = mv.pattern { labels = { 3, 1, 0, 2 }, bars = 4 }
     local alone = m:encode({ p }):totable()[1]
     local threads = mv.get_num_threads and mv.get_num_threads() or 1
     for _, t in ipairs { 1, 2 } do

@@ -1,4 +1,4 @@
-/* mvl.h -- helpers shared by the Lua binding files (csrc/lua/). */
+/* mvl.h -- helpers shared by the Lua binding files (csrc/lua/; mvl_util.c and mvl_tensor.c). */
 #ifndef MVL_H
 #define MVL_H
 
@@ -15,8 +15,8 @@
 #define MVL_RNG_MT "musicvae.Rng"
 
 /* A tensor handle. Owners hold their data in `base`; views share an owner's
- * data and keep the owner alive through user value 1. `alive` points at the
- * owner's `closed` flag (the handle's own for owners), so a view of a closed
+ * data and keep the owner alive through user value 1. `owner_closed` points at
+ * the owner's `closed` flag (the handle's own for owners), so a view of a closed
  * owner is closed too. */
 typedef struct mvl_tensor {
   mv_tensor t;
@@ -46,6 +46,9 @@ mv_rng *mvl_checkrng(lua_State *L, int idx);
 /* Registers a userdata class: metatable `name` with __gc and __close = close_fn
  * and __index = the methods. Leaves the stack as it was. */
 void mvl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close_fn);
+/* Field k of the table at index t: a number (integer) or def when absent; raises otherwise. */
+double mvl_optnum(lua_State *L, int t, const char *k, double def);
+int mvl_optint(lua_State *L, int t, const char *k, int def); /* raises past int's range, never truncates */
 
 void mvl_tensor_open(lua_State *L);
 void mvl_rng_open(lua_State *L);

@@ -3,7 +3,7 @@
  *   dist.init() -> rank, size        dist.rank(), dist.size()
  *   dist.allreduce_mean(tensor)      in place, over every rank
  *   dist.broadcast(tensor, root)     in place, from root
- *   dist.barrier(), dist.finalize(), dist.bytes_sent() (allreduce payload so far) */
+ *   dist.barrier(), dist.finalize(), dist.bytes() (allreduce payload so far) */
 #include <mpi.h>
 #include <string.h>
 

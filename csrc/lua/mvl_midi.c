@@ -124,14 +124,6 @@ static int m_notes(lua_State *L) {
 /* out-of-int values become -1, which the core refuses, instead of wrapping into range */
 static lua_Integer clampint(lua_Integer v) { return v < INT_MIN || v > INT_MAX ? -1 : v; }
 
-static int optint(lua_State *L, int t, const char *k, int def) {
-  lua_getfield(L, t, k);
-  lua_Integer v = luaL_optinteger(L, -1, def);
-  if (v < INT_MIN || v > INT_MAX) luaL_error(L, "option %s is out of range", k); /* never truncated by a cast */
-  lua_pop(L, 1);
-  return (int)v;
-}
-
 static void checkopts(lua_State *L, int idx, mv_drum_opts *o) {
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_getfield(L, idx, "classes");
@@ -144,11 +136,11 @@ static void checkopts(lua_State *L, int idx, mv_drum_opts *o) {
     o->pitch_class[i] = (int8_t)(v - 1);
   }
   lua_pop(L, 1);
-  o->drum_channel = optint(L, idx, "drum_channel", 9);
-  o->steps_per_quarter = optint(L, idx, "steps_per_quarter", 4);
-  o->steps_per_bar = optint(L, idx, "steps_per_bar", 16);
-  o->gap_bars = optint(L, idx, "gap_bars", 1);
-  o->max_bars = optint(L, idx, "max_bars", 0);
+  o->drum_channel = mvl_optint(L, idx, "drum_channel", 9);
+  o->steps_per_quarter = mvl_optint(L, idx, "steps_per_quarter", 4);
+  o->steps_per_bar = mvl_optint(L, idx, "steps_per_bar", 16);
+  o->gap_bars = mvl_optint(L, idx, "gap_bars", 1);
+  o->max_bars = mvl_optint(L, idx, "max_bars", 0);
   if (o->drum_channel < -1 || o->drum_channel > 15) luaL_error(L, "drum options: drum_channel must be 0-15 or -1");
   if (o->steps_per_quarter < 1 || o->steps_per_quarter > 96 || o->steps_per_bar < 1 || o->steps_per_bar > 1536 ||
       o->gap_bars < 1 || o->max_bars < 0)
@@ -266,13 +258,13 @@ static int l_write(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   mv_midi_write_opts o;
-  o.ppq = optint(L, 3, "ppq", 480);
+  o.ppq = mvl_optint(L, 3, "ppq", 480);
   lua_getfield(L, 3, "qpm");
   o.qpm = luaL_optnumber(L, -1, 120.0);
   lua_pop(L, 1);
-  o.ts_num = optint(L, 3, "ts_num", 4);
-  o.ts_den = optint(L, 3, "ts_den", 4);
-  o.channel = optint(L, 3, "channel", 9);
+  o.ts_num = mvl_optint(L, 3, "ts_num", 4);
+  o.ts_den = mvl_optint(L, 3, "ts_den", 4);
+  o.channel = mvl_optint(L, 3, "channel", 9);
   lua_getfield(L, 3, "name");
   o.track_name = lua_tostring(L, -1); /* stays on the stack */
   lua_Integer n = luaL_len(L, 2);

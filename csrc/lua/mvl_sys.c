@@ -60,12 +60,8 @@ static int l_round_f16(lua_State *L) {
 /* FNV-1a 64 of a string, as 16 hex digits (dataset checksums). */
 static int l_fnv1a64(lua_State *L) {
   size_t n;
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 0x100000001b3ull;
-  }
+  const char *s = luaL_checklstring(L, 1, &n);
+  uint64_t h = mv_fnv1a64(s, n);
   char hex[17];
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
   lua_pushstring(L, hex);

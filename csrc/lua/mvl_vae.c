@@ -7,10 +7,13 @@
  *   m:logits() -> [B, L, V] of the last forward   m:latents() -> mu, sigma, z of the last forward
  *   m:adam_step{lr, beta1, beta2, eps, clip_norm, zero_above} -> grad_norm, skipped
  *   m:adam_state() -> t, m (views), v (views)      m:set_adam_t(t)
+ *   core.adam_defaults() -> {lr, beta1, beta2, eps, clip_norm, zero_above} (MV_ADAM_DEFAULTS)
  * Groove models (groove = true; flat decoder, 27-float steps):
  *   m:forward(x [B, L, D], target [B, L, V], opts) -> stats  (opts also: keep_prob, dropout = rng)
  *   m:encode(x [B, L, D]) -> mu, sigma   m:decode(z, {temperature, rngs, hits}) -> [B, L, V] (hits 0/1 |
- *   velocities | offsets, for every class)   m:outputs() -> [B, L, V] activated outputs of the last forward */
+ *   velocities | offsets, for every class)   m:outputs() -> [B, L, V] activated outputs of the last forward
+ * One file (about 710 lines): the binding of one userdata, the model with its workspace and
+ * generators, whose methods share its checks and buffers. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,9 +88,11 @@ static int getsizes(lua_State *L, int t, const char *k, int *out) {
   return n;
 }
 
-static int getint(lua_State *L, int t, const char *k, int def) {
+/* A required integer field: the defaults live in Lua's Model.config, not here. */
+static int getint(lua_State *L, int t, const char *k) {
   lua_getfield(L, t, k);
-  int v = (int)luaL_optinteger(L, -1, def);
+  if (!lua_isinteger(L, -1)) luaL_error(L, "config: %s must be an integer", k);
+  int v = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   return v;
 }
@@ -99,11 +104,11 @@ static int l_new(lua_State *L) {
   lua_getfield(L, 1, "groove");
   c.groove = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  c.input_depth = getint(L, 1, "input_depth", 10);
-  c.vocab = getint(L, 1, "vocab", 512);
-  c.z = getint(L, 1, "z", 256);
-  c.bars = getint(L, 1, "bars", 4);
-  c.steps = getint(L, 1, "steps", 16);
+  c.input_depth = getint(L, 1, "input_depth");
+  c.vocab = getint(L, 1, "vocab");
+  c.z = getint(L, 1, "z");
+  c.bars = getint(L, 1, "bars");
+  c.steps = getint(L, 1, "steps");
   c.enc_layers = getsizes(L, 1, "enc", c.enc);
   lua_getfield(L, 1, "cond");
   int has_cond = !lua_isnil(L, -1);
@@ -233,13 +238,6 @@ static const float *opt_tensor(lua_State *L, int t, const char *k, int64_t numel
   return x->t.data;
 }
 
-static double optnum(lua_State *L, int t, const char *k, double def) {
-  lua_getfield(L, t, k);
-  double v = luaL_optnumber(L, -1, def);
-  lua_pop(L, 1);
-  return v;
-}
-
 /* The training options table at index t, the top of the stack (created if absent). */
 static void train_opts(lua_State *L, mvl_vae *u, int B, int t, mv_vae_train_opts *o_) {
   if (lua_isnoneornil(L, t)) lua_newtable(L);
@@ -251,14 +249,14 @@ static void train_opts(lua_State *L, mvl_vae *u, int B, int t, mv_vae_train_opts
   o.eps = opt_tensor(L, t, "eps", (int64_t)B * c->z, "[batch, z]");
   o.coins = opt_tensor(L, t, "coins", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
   o.draws = opt_tensor(L, t, "draws", (int64_t)B * c->bars * c->steps, "[batch, bars, steps]");
-  o.p_sample = (float)optnum(L, t, "p_sample", 0);
-  o.beta = (float)optnum(L, t, "beta", 0);
-  o.free_nats = (float)optnum(L, t, "free_nats", 0);
+  o.p_sample = (float)mvl_optnum(L, t, "p_sample", 0);
+  o.beta = (float)mvl_optnum(L, t, "beta", 0);
+  o.free_nats = (float)mvl_optnum(L, t, "free_nats", 0);
   lua_getfield(L, t, "backward");
   o.backward = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (o.p_sample > 0 && !o.coins) luaL_error(L, "p_sample > 0 needs coins (and draws)");
-  o.keep_prob = (float)optnum(L, t, "keep_prob", 1);
+  o.keep_prob = (float)mvl_optnum(L, t, "keep_prob", 1);
   if (!(o.keep_prob > 0 && o.keep_prob <= 1)) luaL_error(L, "keep_prob must be in (0, 1]");
   lua_getfield(L, t, "dropout");
   if (!lua_isnil(L, -1)) o.dropout = mvl_checkrng(L, -1); /* stays referenced by the options table */
@@ -305,7 +303,7 @@ static int steps_arg(lua_State *L, mvl_vae *u, int idx, int n, const char *what)
   return (int)t->t.size[0];
 }
 
-/* m:forward_groove(x [B, L, D], target [B, L, V], opts) -> stats */
+/* m:forward(x [B, L, D], target [B, L, V], opts) -> stats, for a groove model (m:forward dispatches here) */
 static int m_forward_groove(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   const mv_vae_config *c = &u->m->cfg;
@@ -443,7 +441,7 @@ static int m_decode(lua_State *L) {
   int want_hitp = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    temp = (float)optnum(L, 3, "temperature", 0);
+    temp = (float)mvl_optnum(L, 3, "temperature", 0);
     if (!(temp >= 0 && temp <= FLT_MAX)) return luaL_error(L, "temperature must be a finite number >= 0");
     if (c->groove) hits = opt_tensor(L, 3, "hits", (int64_t)B * c->bars * c->steps * (c->vocab / 3), "[batch, steps, classes]");
     lua_getfield(L, 3, "hit_probs");
@@ -498,13 +496,13 @@ static int m_decode(lua_State *L) {
 static int m_adam_step(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  mv_adam_opts o;
-  o.lr = (float)optnum(L, 2, "lr", 1e-3);
-  o.beta1 = (float)optnum(L, 2, "beta1", 0.9);
-  o.beta2 = (float)optnum(L, 2, "beta2", 0.999);
-  o.eps = (float)optnum(L, 2, "eps", 1e-8);
-  o.clip_norm = (float)optnum(L, 2, "clip_norm", 1.0);
-  o.zero_above = (float)optnum(L, 2, "zero_above", 10000.0);
+  mv_adam_opts o = MV_ADAM_DEFAULTS;
+  o.lr = (float)mvl_optnum(L, 2, "lr", o.lr);
+  o.beta1 = (float)mvl_optnum(L, 2, "beta1", o.beta1);
+  o.beta2 = (float)mvl_optnum(L, 2, "beta2", o.beta2);
+  o.eps = (float)mvl_optnum(L, 2, "eps", o.eps);
+  o.clip_norm = (float)mvl_optnum(L, 2, "clip_norm", o.clip_norm);
+  o.zero_above = (float)mvl_optnum(L, 2, "zero_above", o.zero_above);
   double norm;
   int skipped;
   mv_err err;
@@ -518,11 +516,8 @@ static int m_adam_step(lua_State *L) {
 static int m_adam_state(lua_State *L) {
   mvl_vae *u = checkvae(L, 1);
   mv_vae *m = u->m;
-  if (!m->adam_m) {
-    m->adam_m = calloc((size_t)m->nfloats, sizeof(float));
-    m->adam_v = calloc((size_t)m->nfloats, sizeof(float));
-    if (!m->adam_m || !m->adam_v) return luaL_error(L, "out of memory for Adam moments");
-  }
+  mv_err err;
+  if (mv_vae_adam_alloc(m, &err)) return mvl_raise(L, &err);
   lua_pushinteger(L, m->adam_t);
   int64_t n = m->nfloats;
   mv_tensor t;
@@ -697,9 +692,25 @@ static const luaL_Reg methods[] = {{"init", m_init},
                                    {"close", m_close},
                                    {NULL, NULL}};
 
+/* core.adam_defaults() -> {lr, beta1, beta2, eps, clip_norm, zero_above}: MV_ADAM_DEFAULTS, which
+ * Lua's configs take their learning rate and clipping defaults from */
+static int l_adam_defaults(lua_State *L) {
+  lua_createtable(L, 0, 6);
+  const struct { const char *k; double v; } f[] = {{"lr", MV_ADAM_LR},           {"beta1", MV_ADAM_BETA1},
+                                                   {"beta2", MV_ADAM_BETA2},     {"eps", MV_ADAM_EPS},
+                                                   {"clip_norm", MV_ADAM_CLIP_NORM}, {"zero_above", MV_ADAM_ZERO_ABOVE}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushnumber(L, f[i].v);
+    lua_setfield(L, -2, f[i].k);
+  }
+  return 1;
+}
+
 void mvl_vae_open(lua_State *L) {
   mvl_newclass(L, MVL_VAE_MT, methods, m_close);
   mvl_newclass(L, MVL_GEN_MT, gen_methods, g_close);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "vae_new");
+  lua_pushcfunction(L, l_adam_defaults);
+  lua_setfield(L, -2, "adam_defaults");
 }

@@ -355,6 +355,8 @@ local function parse_sets(sets)
   for _, kv in ipairs(sets or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
     if not k then usage_error("--set takes key=value, not '%s'", kv) end
+    local known, why = require("musicvae.model").check_key(k)
+    if not known then usage_error("--set %s: %s", kv, why) end
     out[k] = parse_value(v)
   end
   return out
@@ -472,16 +474,19 @@ M.register {
   end,
 }
 
---- The windows a measuring command reads: DATA is a dataset file (its split, default validation),
--- a folder of MIDI files or one MIDI file (prepare's pipeline). Labels [n, steps], or groove rows.
-function M.eval_windows(path, split, groove)
+--- The windows a measuring command reads for model m: DATA is a dataset file (its split, default
+-- validation), a folder of MIDI files or one MIDI file (prepare's pipeline, with the model's bars,
+-- steps per bar and drum map). Labels [n, steps], or groove rows for a groove model.
+function M.eval_windows(path, split, m)
   local core = require "musicvae.core"
+  local groove = m.config.groove
   if core.isfile(path) and not path:lower():match("%.midi?$") then
     local Data = require "musicvae.data"
     local ds, err = Data.load(path)
     if not ds then fail("%s", err) end
     split = split or "validation"
     if not ds.splits[split] or ds:size(split) == 0 then fail("%s has no '%s' windows", path, split) end
+    if ds.bars ~= m.config.bars then fail("%s has %d-bar windows, the model %d bars", path, ds.bars, m.config.bars) end
     if groove then
       local g = ds.splits[split].groove
       if not g then fail("%s has no groove data; a groove model needs musicvae prepare --groove", path) end
@@ -490,7 +495,7 @@ function M.eval_windows(path, split, groove)
     return ds.splits[split].labels, ds
   end
   if not core.isfile(path) and not core.isdir(path) then fail("%s: no such file or folder", path) end
-  local labels, err = require("musicvae.evaluate").windows_from_midi(path, { groove = groove })
+  local labels, err = require("musicvae.evaluate").windows_from_midi(path, m:window_options())
   if not labels then fail("%s", err) end
   return labels
 end
@@ -511,7 +516,7 @@ M.register {
     local Eval = require "musicvae.evaluate"
     local m = M.load_model(opts.model)
     local groove = m.config.groove
-    local labels = M.eval_windows(args[1], opts.split, groove)
+    local labels = M.eval_windows(args[1], opts.split, m)
     local r = groove and Eval.groove_metrics(m, labels, { batch_size = opts.batch or 64 })
       or Eval.metrics(m, labels, { batch_size = opts.batch or 64 })
     r.model = m.path
@@ -559,7 +564,7 @@ M.register {
     local Q = require "musicvae.quality"
     local m = M.load_model(opts.model)
     if m.config.groove then fail("%s is a groove model; quality measures categorical drum models", m.path or "model") end
-    local ref, ds = M.eval_windows(args[1], opts.split, false)
+    local ref, ds = M.eval_windows(args[1], opts.split, m)
     local train
     if opts.train then
       local Data = require "musicvae.data"
@@ -627,26 +632,29 @@ local function gen_model(opts)
   return m
 end
 
---- Input windows of a MIDI file: list of {labels, first_bar, groove}, and the file's qpm.
--- groove: also read each window's velocities and offsets (for groove models).
-local function input_windows(path, opts, groove)
+--- Input windows of a MIDI file for model m: list of {labels, first_bar, groove, bars,
+-- steps_per_bar}, and the file's qpm. The model gives the bars, steps per bar, drum map (opts.map
+-- overrides it) and kind (groove models also read each window's velocities and offsets). An input
+-- shorter than the model's bars is an error.
+local function input_windows(path, opts, m)
   local Data = require "musicvae.data"
-  local midi = require "musicvae.midi"
-  local info, err = midi.labels(path, { drum_channel = drum_channel_opt(opts.drum_channel), map = opts.map })
-  if not info then fail("%s", err) end
-  local res = Data.file_windows(path, { drum_channel = drum_channel_opt(opts.drum_channel), groove = groove,
-    map = opts.map })
+  local wopts = m:window_options()
+  wopts.map = opts.map or wopts.map
+  wopts.drum_channel = drum_channel_opt(opts.drum_channel)
+  local res = Data.file_windows(path, wopts) -- the file is read and parsed once
+  if res.drop == "parse error" then fail("%s", res.detail) end
   if #res.windows == 0 then
-    fail("%s: no 4-bar drum window (%s%s)", path, res.drop or "none found",
+    fail("%s: no %d-bar drum window for the model (%s%s)", path, wopts.bars, res.drop or "none found",
       res.detail and res.detail ~= "" and (": " .. res.detail) or "")
   end
-  return res.windows, info.qpm
+  for _, w in ipairs(res.windows) do w.bars, w.steps_per_bar = wopts.bars, wopts.steps_per_bar end
+  return res.windows, res.qpm
 end
 
 --- A window as a pattern (with its velocities and offsets when it has groove rows).
 local function window_pattern(w, qpm)
   local P = require "musicvae.pattern"
-  local t = { labels = w.labels, qpm = qpm }
+  local t = { labels = w.labels, qpm = qpm, bars = w.bars, steps_per_bar = w.steps_per_bar }
   if w.groove then
     local vel, off = {}, {}
     for s = 1, #w.labels do
@@ -671,12 +679,13 @@ local function choose_window(path, windows, bar, out, say)
     end
     local bars = {}
     for i, w in ipairs(windows) do if i <= 20 then bars[#bars + 1] = tostring(w.first_bar) end end
-    fail("%s: no 4-bar window starts at bar %d (windows start at bars %s%s)", path, bar, table.concat(bars, ", "),
+    fail("%s: no %d-bar window starts at bar %d (windows start at bars %s%s)", path, windows[1].bars, bar,
+      table.concat(bars, ", "),
       #windows > 20 and ", ..." or "")
   end
   if say and #windows > 1 then
     out:write(("%s: using the window at bars %d-%d (of %d windows; --bar K picks another)\n"):format(path,
-      windows[1].first_bar, windows[1].first_bar + 3, #windows))
+      windows[1].first_bar, windows[1].first_bar + windows[1].bars - 1, #windows))
   end
   return windows[1]
 end
@@ -711,7 +720,7 @@ local function write_outputs(opts, out, m, mode, seed, temperature, items)
   end
   require("musicvae.cli_audio").check(opts)
   for i, it in ipairs(items) do
-    local ok, err = midi.write(stems[i] .. ".mid", it.pattern, { kit = kit, qpm = it.pattern.qpm })
+    local ok, err = midi.write(stems[i] .. ".mid", it.pattern, { kit = kit, map = m:drum_map(), qpm = it.pattern.qpm })
     if not ok then fail("%s", err) end
     local side = json.ordered {
       { "mode", mode }, { "model", m.path }, { "model_sha256", m.sha256 }, { "seed", seed },
@@ -777,7 +786,7 @@ M.register {
 
 M.register {
   name = "reconstruct",
-  summary = "Encode a MIDI file's 4-bar windows and decode them again (every window, or --bar K).",
+  summary = "Encode a MIDI file's windows of the model's bars and decode them again (every window, or --bar K).",
   usage = "reconstruct [--model M] IN.mid -o DIR [--bar K] [--temperature T] [--seed S] [--force]",
   min_args = 1, max_args = 1,
   options = { GEN_OPTIONS.model, GEN_OPTIONS.out, GEN_OPTIONS.bar, GEN_OPTIONS.temperature, GEN_OPTIONS.seed,
@@ -786,7 +795,7 @@ M.register {
   run = function(opts, args, out)
     if not opts.output then usage_error("reconstruct: -o DIR is required") end
     local m = gen_model(opts)
-    local windows, qpm = input_windows(args[1], opts, m.config.groove)
+    local windows, qpm = input_windows(args[1], opts, m)
     if opts.bar then windows = { choose_window(args[1], windows, opts.bar, out) } end
     local t = opts.temperature or 0
     local seed = opts.seed or 0
@@ -814,8 +823,8 @@ M.register {
     if not opts.output then usage_error("interpolate: -o DIR is required") end
     local P = require "musicvae.pattern"
     local m = gen_model(opts)
-    local wa, qa = input_windows(args[1], opts, m.config.groove)
-    local wb = input_windows(args[2], opts, m.config.groove)
+    local wa, qa = input_windows(args[1], opts, m)
+    local wb = input_windows(args[2], opts, m)
     local a = choose_window(args[1], wa, opts.bar, out, true)
     local b = choose_window(args[2], wb, opts.bar, out, true)
     local t = opts.temperature or 0
@@ -830,7 +839,7 @@ M.register {
         if p.velocities then vel[#all], off[#all] = p.velocities[s], p.offsets[s] end
       end
     end
-    items[#items + 1] = { pattern = P.new { labels = all, qpm = qa, steps_per_bar = 16,
+    items[#items + 1] = { pattern = P.new { labels = all, qpm = qa, steps_per_bar = m.config.steps_per_bar,
       velocities = m.config.groove and vel or nil, offsets = m.config.groove and off or nil }, index = 0,
       suffix = "all", inputs = inputs, no_grid = true }
     write_outputs(opts, out, m, "interpolate", seed, t, items)
@@ -853,7 +862,7 @@ M.register {
   run = function(opts, args, out)
     if not opts.output then usage_error("similar: -o DIR is required") end
     local m = gen_model(opts)
-    local ws, q = input_windows(args[1], opts, m.config.groove)
+    local ws, q = input_windows(args[1], opts, m)
     local w = choose_window(args[1], ws, opts.bar, out, true)
     local seed = pick_seed(opts, out)
     local t = opts.temperature or 0.5
@@ -882,7 +891,7 @@ M.register {
     if not m.config.groove then
       fail("%s is a categorical model; humanize needs a groove model (--model gmd-4bar-humanize)", m.path)
     end
-    local ws, qpm = input_windows(args[1], opts, true)
+    local ws, qpm = input_windows(args[1], opts, m)
     local w = choose_window(args[1], ws, opts.bar, out, true)
     local p = m:humanize(window_pattern(w, qpm), { qpm = qpm })
     write_one(opts, out, m, "humanize", 0, 0, p, args[1], w)
@@ -916,7 +925,7 @@ M.register {
         tostring(m.config.mode or "categorical"))
     end
     local D = require "musicvae.drums"
-    local ws, qpm = input_windows(args[1], { drum_channel = opts.drum_channel or "all", map = D.tap_map() }, true)
+    local ws, qpm = input_windows(args[1], { drum_channel = opts.drum_channel or "all", map = D.tap_map() }, m)
     local w = choose_window(args[1], ws, opts.bar, out, true)
     local t = opts.temperature or 0
     local seed = t > 0 and pick_seed(opts, out) or (opts.seed or 0)
@@ -1008,7 +1017,10 @@ local function main_help(out)
   out:write("usage: musicvae <command> [options]\n\n")
   out:write("MusicVAE drum patterns from Lua and the shell.\n\ncommands:\n")
   for _, name in ipairs(order) do
-    out:write(("  %-12s %s\n"):format(name, commands[name].summary:match("^[^.]*")))
+    -- the first sentence (a period that ends one is followed by a space or the end, so
+    -- "log.csv" and "magenta.js" stay whole)
+    local summary = commands[name].summary
+    out:write(("  %-12s %s\n"):format(name, summary:match("^(.-)%.%s") or summary:gsub("%.$", "")))
   end
   out:write("\nglobal options: --help, --version, --debug (tracebacks on errors)\n")
   out:write("Run 'musicvae <command> --help' for a command's options.\n")

@@ -78,7 +78,7 @@ function Data.windows(tracks, ppq, opts, gv)
   return out, mismatched
 end
 
---- Data.file_windows(path, opts) -> {windows, drop = reason|nil, detail, warnings, steps_truncated}
+--- Data.file_windows(path, opts) -> {windows, drop = reason|nil, detail, warnings, steps_truncated, qpm}
 -- A file that cannot be read gives drop = "parse error" (never raises for bad data).
 function Data.file_windows(path, opts)
   local copts = midi.drum_options(opts)
@@ -96,7 +96,8 @@ function Data.file_windows(path, opts)
     gv = { vel = vel, off = off }
   end
   h:close()
-  local res = { windows = {}, warnings = info.warnings, steps_truncated = r.steps_truncated }
+  local res = { windows = {}, warnings = info.warnings, steps_truncated = r.steps_truncated,
+    qpm = info.tempos[1] and info.tempos[1].qpm or 120 }
   if r.drop then
     res.drop, res.detail = r.drop, r.detail
     return res

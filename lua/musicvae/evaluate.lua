@@ -125,7 +125,8 @@ function E.groove_metrics(model, groove, opts)
 end
 
 --- Labels of every window of a MIDI file or folder, through prepare's pipeline; with
--- opts.groove, their groove rows as a tensor [n, steps, 27].
+-- opts.groove, their groove rows as a tensor [n, steps, 27]. opts: Data.file_windows' (a model's
+-- m:window_options() gives its bars, steps per bar, drum map and kind).
 function E.windows_from_midi(path, opts)
   local Data = require "musicvae.data"
   local files
@@ -140,11 +141,11 @@ function E.windows_from_midi(path, opts)
   local rows = {}
   for _, f in ipairs(files) do
     local res = Data.file_windows(f, opts or {})
-    if #files == 1 and res.drop then return nil, ("%s: no windows (%s%s)"):format(f, res.drop,
+    if #files == 1 and res.drop then return nil, ("%s: no %d-bar drum window (%s%s)"):format(f, opts and opts.bars or 4, res.drop,
       res.detail and res.detail ~= "" and (": " .. res.detail) or "") end
     for _, w in ipairs(res.windows) do rows[#rows + 1] = opts and opts.groove and w.groove or w.labels end
   end
-  if #rows == 0 then return nil, path .. ": no 4-bar drum windows found" end
+  if #rows == 0 then return nil, ("%s: no %d-bar drum windows found"):format(path, opts and opts.bars or 4) end
   if opts and opts.groove then return core.tensor(rows):view(#rows, -1, 27) end
   return core.tensor(rows)
 end

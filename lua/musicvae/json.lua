@@ -1,4 +1,8 @@
---- A small JSON encoder (deterministic: object keys sorted) and decoder.
+--- JSON: the project's own small encoder, and lua-cjson's decoder.
+-- The encoder stays because the sidecars, configs and dataset headers need output that
+-- lua-cjson 2.1.0 (Debian's) cannot give: a stable key order (sorted, or as listed with
+-- J.ordered), an empty array written as [] (J.array), the shortest digits that read back
+-- exactly (cjson keeps 14) and '/' unescaped.
 local J = {}
 
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r",
@@ -95,103 +99,42 @@ function J.encode(v)
 end
 
 -- Decoder -------------------------------------------------------------------
-local function decode_error(s, i, what)
-  error(("json: %s at byte %d"):format(what, i), 0)
-end
+-- Debian's lua-cjson (C, maintained) parses; one walk then gives what the project's own decoder
+-- gave: integral numbers as integers (cjson reads every number as a float), JSON null as nil (a
+-- null array element is left out, as before), and arrays marked with J.array so they encode as
+-- arrays again, even empty. NaN, Infinity and hex numbers are refused (cjson accepts them by default).
+local cjson = require("cjson.safe").new()
+cjson.decode_invalid_numbers(false)
+local null = cjson.null
 
-local function skip(s, i)
-  return s:find("[^ \t\r\n]", i) or #s + 1
-end
-
-local parse
-
-local function parse_string(s, i)
-  local out, j = {}, i + 1
-  while true do
-    local c = s:sub(j, j)
-    if c == "" then decode_error(s, j, "unterminated string") end
-    if c == '"' then return table.concat(out), j + 1 end
-    if c == "\\" then
-      local e = s:sub(j + 1, j + 1)
-      local map = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
-      if map[e] then
-        out[#out + 1] = map[e]
-        j = j + 2
-      elseif e == "u" then
-        local hex = s:sub(j + 2, j + 5)
-        if not hex:match("^%x%x%x%x$") then decode_error(s, j, "bad \\u escape") end
-        local cp = tonumber(hex, 16)
-        j = j + 6
-        if cp >= 0xD800 and cp <= 0xDBFF then
-          local lo = s:match("^\\u(%x%x%x%x)", j)
-          if not lo then decode_error(s, j, "lone surrogate") end
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (tonumber(lo, 16) - 0xDC00)
-          j = j + 6
-        end
-        out[#out + 1] = utf8.char(cp)
-      else
-        decode_error(s, j, "bad escape")
-      end
-    else
-      local k = s:find('["\\]', j) or #s + 1
-      out[#out + 1] = s:sub(j, k - 1)
-      j = k
-    end
+local function fix(v)
+  local tv = type(v)
+  if tv == "number" then return math.tointeger(v) or v end
+  if tv ~= "table" then
+    if v == null then return nil end
+    return v
   end
-end
-
-function parse(s, i)
-  i = skip(s, i)
-  local c = s:sub(i, i)
-  if c == "{" then
-    local t = {}
-    i = skip(s, i + 1)
-    if s:sub(i, i) == "}" then return t, i + 1 end
-    while true do
-      if s:sub(i, i) ~= '"' then decode_error(s, i, "expected a key") end
-      local k
-      k, i = parse_string(s, i)
-      i = skip(s, i)
-      if s:sub(i, i) ~= ":" then decode_error(s, i, "expected ':'") end
-      t[k], i = parse(s, i + 1)
-      i = skip(s, i)
-      local d = s:sub(i, i)
-      if d == "}" then return t, i + 1 end
-      if d ~= "," then decode_error(s, i, "expected ',' or '}'") end
-      i = skip(s, i + 1)
+  local n = #v
+  local count = 0
+  for _ in pairs(v) do count = count + 1 end
+  if n > 0 and count == n then -- an array
+    local out = J.array {}
+    for i = 1, n do
+      local x = fix(v[i])
+      if x ~= nil then out[#out + 1] = x end
     end
-  elseif c == "[" then
-    local t = J.array {}
-    i = skip(s, i + 1)
-    if s:sub(i, i) == "]" then return t, i + 1 end
-    while true do
-      t[#t + 1], i = parse(s, i)
-      i = skip(s, i)
-      local d = s:sub(i, i)
-      if d == "]" then return t, i + 1 end
-      if d ~= "," then decode_error(s, i, "expected ',' or ']'") end
-      i = i + 1
-    end
-  elseif c == '"' then
-    return parse_string(s, i)
-  elseif s:find("^true", i) then return true, i + 4
-  elseif s:find("^false", i) then return false, i + 5
-  elseif s:find("^null", i) then return nil, i + 4
-  else
-    local n = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", i)
-    if not n or n == "" or n == "-" then decode_error(s, i, "unexpected character") end
-    local v = math.tointeger(tonumber(n)) or tonumber(n)
-    if v == nil then decode_error(s, i, "bad number") end
-    return v, i + #n
+    return out
   end
+  for k, x in pairs(v) do v[k] = fix(x) end
+  return v
 end
 
 --- J.decode(s) -> value, or nil, err for malformed text.
 function J.decode(s)
-  local ok, v, i = pcall(parse, s, 1)
-  if not ok then return nil, v end
-  if skip(s, i) <= #s then return nil, ("json: trailing text at byte %d"):format(i) end
-  return v
+  if type(s) ~= "string" then return nil, "json: expected a string" end
+  local v, err = cjson.decode(s)
+  if v == nil and err then return nil, "json: " .. tostring(err) end
+  return fix(v)
 end
 
 return J

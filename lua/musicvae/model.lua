@@ -1,5 +1,6 @@
---- The model from Lua: configurations, checkpoints (safetensors with Magenta's
--- variable names), encoding and decoding of patterns.
+--- The model from Lua: checkpoints (safetensors with Magenta's variable names), encoding and
+-- decoding of patterns, the generation verbs and the live generator. Configurations are in
+-- musicvae.config (re-exported here).
 local core = require "musicvae.core"
 local json = require "musicvae.json"
 local st = require "musicvae.safetensors"
@@ -12,89 +13,23 @@ Model.__index = Model
 Model.FORMAT = "musicvae-model"
 Model.FORMAT_VERSION = "1.0"
 
-local function copy(t)
-  if type(t) ~= "table" then return t end
-  local o = {}
-  for k, v in pairs(t) do o[k] = copy(v) end
-  return o
-end
+local Config = require "musicvae.config"
+Model.config, Model.configs, Model.GROOVE_MODES = Config.config, Config.configs, Config.GROOVE_MODES
+Model.ARCH, Model.KEYS, Model.check_key = Config.ARCH, Config.KEYS, Config.check_key
 
--- Training hyper-parameters shared by the configs (magenta's defaults and
--- cat-drums values; see docs/design.md). Architecture keys go to the core.
-local TRAIN = {
-  batch_size = 64,
-  learning_rate = 1e-3, decay_rate = 0.9999, min_learning_rate = 1e-5,
-  grad_clip = 1.0, grad_norm_clip_to_zero = 10000,
-  free_bits = 48, max_beta = 0.2, beta_rate = 0.0,
-  beta_schedule = "magenta",
-  sampling_schedule = "inverse_sigmoid", sampling_rate = 1000,
-  lr_schedule = "magenta",
-}
 
---- Named configurations. `small` has magenta's cat-drums_2bar_small sizes;
--- `paper` the paper's hierarchical sizes; `tiny` is for tests and examples.
--- The groove configs are magenta's groovae_4bar (flat decoder, 27-float steps,
--- dropout keep 0.3, no scheduled sampling); `humanize` encodes the hits only; `tap` encodes one
--- rhythm (magenta's tapify + fixed_velocities: tap2drum).
-local GROOVE = { groove = true, input_depth = 27, vocab = 27, keep_prob = 0.3, sampling_schedule = "constant",
-  sampling_rate = 0, note_dropout = 0 }
-local function groove(t)
-  local o = copy(GROOVE)
-  for k, v in pairs(t) do o[k] = v end
-  return o
-end
-Model.configs = {
-  tiny = { enc = { 32 }, cond = { 16 }, dec = { 32 }, z = 16, batch_size = 16 },
-  small = { enc = { 512 }, cond = { 256, 256 }, dec = { 256, 256 }, z = 256 },
-  paper = { enc = { 2048, 2048 }, cond = { 1024, 1024 }, dec = { 1024, 1024 }, z = 512 },
-  groove = groove { mode = "groove", enc = { 512 }, dec = { 256, 256 }, z = 256 },
-  humanize = groove { mode = "humanize", enc = { 512 }, dec = { 256, 256 }, z = 256 },
-  ["groove-tiny"] = groove { mode = "groove", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
-  ["humanize-tiny"] = groove { mode = "humanize", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
-  tap = groove { mode = "tap", enc = { 512 }, dec = { 256, 256 }, z = 256 },
-  ["tap-tiny"] = groove { mode = "tap", enc = { 32 }, dec = { 32 }, z = 16, batch_size = 16, keep_prob = 0.7 },
-}
-Model.GROOVE_MODES = { groove = true, humanize = true, tap = true }
-
---- Model.config(name_or_table[, overrides]) -> a complete config table
-function Model.config(c, overrides)
-  local base
-  if type(c) == "string" then
-    base = Model.configs[c]
-    if not base then
-      error(("unknown config '%s' (tiny, small, paper, groove, humanize, tap, groove-tiny, humanize-tiny, tap-tiny)")
-        :format(c), 2)
-    end
-    base = copy(base)
-    base.name = c
-  elseif type(c) == "table" then
-    base = copy(c)
-  else
-    error("config: a name or a table", 2)
-  end
-  local out = copy(TRAIN)
-  out.input_depth, out.vocab, out.bars, out.steps_per_bar = 10, 512, 4, 16
-  for k, v in pairs(base) do out[k] = v end
-  for k, v in pairs(overrides or {}) do out[k] = v end
-  if out.groove and not Model.GROOVE_MODES[out.mode or "groove"] then
-    error(("config: mode must be groove, humanize or tap, not %s"):format(tostring(out.mode)), 2)
-  end
-  local nd = out.note_dropout
-  if nd ~= nil and (type(nd) ~= "number" or nd < 0 or nd > 1) then
-    error(("config: note_dropout (magenta's max_note_dropout_probability) is a number in 0-1, not %s")
-      :format(tostring(nd)), 2)
-  end
-  return out
-end
-
+-- The core's network description: the architecture keys (steps_per_bar is the core's steps).
 local function arch(cfg)
-  return { groove = cfg.groove, input_depth = cfg.input_depth, vocab = cfg.vocab, z = cfg.z, bars = cfg.bars,
-    steps = cfg.steps_per_bar, enc = cfg.enc, cond = (not cfg.groove) and cfg.cond or nil, dec = cfg.dec }
+  local a = {}
+  for _, k in ipairs(Model.ARCH) do a[k] = cfg[k] end
+  a.steps, a.steps_per_bar, a.mode = a.steps_per_bar, nil, nil
+  if cfg.groove then a.cond = nil end
+  return a
 end
 
 --- Model.new(config[, seed]) -> model with magenta's initialisation from (seed, "init")
-function Model.new(cfg, seed)
-  cfg = Model.config(cfg)
+function Model.new(cfg, seed, lenient)
+  cfg = Model.config(cfg, nil, lenient)
   local ok, vae = pcall(core.vae_new, arch(cfg))
   if not ok then error(vae, 2) end
   local m = setmetatable({ vae = vae, config = cfg }, Model)
@@ -148,7 +83,8 @@ function Model.load(path)
   if not ok then return nil, err end
   local cfg = meta.config and json.decode(meta.config)
   if type(cfg) ~= "table" then return nil, path .. ": the header has no readable config" end
-  local built, m = pcall(Model.new, cfg)
+  -- lenient: a file may hold keys of a newer minor version
+  local built, m = pcall(Model.new, cfg, nil, true)
   if not built then return nil, path .. ": bad config: " .. tostring(m):gsub("^.-:%d+: ", "") end
   local P_ = m.vae:params()
   local seen = {}
@@ -224,12 +160,39 @@ local function as_list(x)
   return x, false
 end
 
---- m:labels_tensor(patterns) -> [n, steps] tensor (each pattern's first steps; padded with 0)
+--- m:drum_map() -> the drum map of the model's data (class -> pitches): what its inputs are read
+-- with and its outputs written with (magenta's for models from before the map was recorded).
+function Model:drum_map() return drums.map(self.config.drum_map) end
+
+--- m:window_options() -> the options of Data.file_windows for this model's inputs: its bars,
+-- steps per bar, drum map and kind (groove rows or labels).
+function Model:window_options()
+  local c = self.config
+  return { bars = c.bars, steps_per_bar = c.steps_per_bar, steps_per_quarter = c.steps_per_bar // 4,
+    map = self:drum_map(), groove = c.groove and true or false }
+end
+
+-- A pattern the model can read: as many steps as the model has (a longer one gives its first
+-- steps), in the model's steps per bar. Raises otherwise: never padding with silence.
+local function fit(self, p)
+  p = P.new(p)
+  local c = self.config
+  if p.steps_per_bar ~= c.steps_per_bar then
+    error(("pattern has %d steps per bar, the model %d"):format(p.steps_per_bar, c.steps_per_bar), 3)
+  end
+  if #p.labels < self.steps then
+    error(("pattern has %d bars, the model needs %d (a pattern made with bars = %d is padded with rests)")
+      :format(#p.labels // c.steps_per_bar, c.bars, c.bars), 3)
+  end
+  return p
+end
+
+--- m:labels_tensor(patterns) -> [n, steps] tensor (each pattern's first steps)
 function Model:labels_tensor(patterns)
   local list = as_list(patterns)
   local t = core.zeros(#list, self.steps)
   for i, p in ipairs(list) do
-    p = P.new(p)
+    p = fit(self, p)
     for s = 1, math.min(#p.labels, self.steps) do t:set(p.labels[s], i, s) end
   end
   return t
@@ -242,7 +205,7 @@ function Model:groove_tensor(patterns)
   local L = self.steps
   local rows = {}
   for i, p in ipairs(list) do
-    p = P.new(p)
+    p = fit(self, p)
     local row, vel, off = {}, p.velocities or {}, p.offsets or {}
     for s = 1, L do
       local l, v, o = p.labels[s] or 0, vel[s] or {}, off[s] or {}
@@ -639,5 +602,4 @@ function Model:vary(p, o)
 end
 
 Model.Generator = Generator
-Model.drums = drums
 return Model

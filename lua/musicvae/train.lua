@@ -12,6 +12,7 @@ local Data = require "musicvae.data"
 local Model = require "musicvae.model"
 local Schedules = require "musicvae.schedules"
 local Eval = require "musicvae.evaluate"
+local drums = require "musicvae.drums"
 
 local T = {}
 
@@ -67,9 +68,19 @@ function T.clean(dir)
   end
 end
 
---- The config keys that make up the model's architecture (fixed on resume and --init).
-T.ARCH = { enc = true, cond = true, dec = true, z = true, bars = true, steps_per_bar = true, vocab = true,
-  input_depth = true, groove = true, mode = true }
+--- The config keys that make up the model's architecture (fixed on resume and --init), as a set:
+-- Model.ARCH is the list.
+T.ARCH = {}
+for _, k in ipairs(Model.ARCH) do T.ARCH[k] = true end
+
+-- an unknown --set key: the message names the closest known one
+local function check_sets(set)
+  for k in pairs(set or {}) do
+    local ok, why = Model.check_key(k)
+    if not ok then return nil, why end
+  end
+  return true
+end
 
 local Trainer = {}
 Trainer.__index = Trainer
@@ -78,6 +89,8 @@ Trainer.__index = Trainer
 --        set = {key = value}, log = function(line) | nil, progress = bool}
 -- -> trainer, or nil, err
 function T.new(o)
+  local sok, serr = check_sets(o.set)
+  if not sok then return nil, serr end
   if o.resume then
     local complete, partial = T.checkpoints(o.out)
     -- with --data and an empty folder, --resume starts the run; otherwise say what is missing
@@ -169,7 +182,7 @@ function T.new(o)
         return nil, ("cannot change %s with --init (it is part of the model)"):format(k)
       end
     end
-    local cfgok, cfg = pcall(Model.config, m.config, o.set)
+    local cfgok, cfg = pcall(Model.config, m.config, o.set, true)
     if not cfgok then return nil, tostring(cfg):gsub("^.-:%d+: ", "") end
     m.config = cfg
     local from = math.tointeger(tonumber(m.metadata and m.metadata.step or "")) or 0
@@ -195,6 +208,15 @@ function T.new(o)
     tr.rng_d = core.rng(tr.seed, "dropout")
   end
   local cfg = tr.cfg
+  tr.model.config = cfg -- one table: what the trainer sets below is saved with the model
+  -- the drum map of the data, recorded in the model: its commands read and write MIDI with it
+  local dmap = ds.meta.map and json.decode(ds.meta.map)
+  if type(dmap) == "table" then
+    if cfg.drum_map and json.encode(drums.map(cfg.drum_map)) ~= json.encode(dmap) then
+      return nil, "the dataset was prepared with another drum map than the model's (drum_map)"
+    end
+    cfg.drum_map = dmap
+  end
   if cfg.groove and not ds.groove then
     return nil, "a groove model needs a dataset with groove data (musicvae prepare --groove)"
   end
@@ -249,8 +271,6 @@ function Trainer:lr_at(step)
   if w and w > 0 and from and step - from < w then lr = lr * (step - from + 1) / w end
   return lr
 end
-
-function Trainer:lr() return self:lr_at(self.step) end
 
 -- The next batch of the epoch order; a new epoch (and order) when fewer than B remain.
 function Trainer:next_batch()
