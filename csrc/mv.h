@@ -193,6 +193,9 @@ int mv_dtype_from_name(const char *s, size_t len, mv_dtype *out); /* 1 if known 
 
 #define MV_ST_MAXDIM 8
 #define MV_ST_MAX_HEADER (100u * 1024u * 1024u)
+/* Readers refuse more tensors or __metadata__ entries than this (duplicates are found by sorting). */
+#define MV_ST_MAX_TENSORS (1 << 18)
+#define MV_ST_MAX_META (1 << 18)
 
 typedef struct mv_st_entry {
   char *name;
@@ -247,6 +250,8 @@ int mv_read_file(const char *path, size_t max_size, unsigned char **out, size_t 
 int mv_write_atomic_with(const char *path, int (*fill)(const char *tmp, void *ctx, mv_err *err), void *ctx,
                          mv_err *err);
 int mv_write_file_atomic(const char *path, const void *data, size_t len, mv_err *err);
+/* mkdir -p: creates path and its missing parents (no shell). */
+int mv_mkdir_p(const char *path, mv_err *err);
 
 
 /* ---- MIDI files (mv_midi.c; reading goes through a validating pre-pass) ----- */
@@ -307,6 +312,11 @@ int mv_midi_write(const char *path, const mv_midi_write_opts *o, const mv_midi_w
                   mv_err *err);
 
 /* ---- the drum pipeline (mv_drums.c), as Magenta's DrumsConverter --------- */
+/* A file whose notes span more quantized steps than this is refused (MV_EFORMAT)
+ * by mv_drum_labels, mv_drum_groove and mv_drum_extract before anything is
+ * allocated per step: 8,192 bars of 16 steps, 4.5 hours at 120 qpm. */
+#define MV_MAX_STEPS (1 << 17)
+
 typedef struct mv_drum_opts {
   int8_t pitch_class[128]; /* drum class 0-8 of each pitch, -1 = not kept */
   int steps_per_quarter;   /* 4 */

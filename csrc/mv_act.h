@@ -23,8 +23,12 @@
 #define MV_ISA_CLONES
 #endif
 
-static inline float mv_exp_act(float x) {
-  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+/* A NaN argument gives NaN: the clamp is written so that NaN fails both comparisons and
+ * becomes -87 before the int32 conversion (converting NaN is undefined behaviour), and the
+ * result is NaN again at the end. */
+static inline float mv_exp_act(float x0) {
+  float x = x0 > -87.0f ? x0 : -87.0f;
+  x = x < 88.0f ? x : 88.0f;
   float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -38,7 +42,7 @@ static inline float mv_exp_act(float x) {
   int32_t ei = ((int32_t)n + 127) * (1 << 23);
   float e;
   memcpy(&e, &ei, sizeof e);
-  return p * e;
+  return x0 == x0 ? p * e : x0;
 }
 
 static inline float mv_sigmoid_act(float x) { return 1.0f / (1.0f + mv_exp_act(-x)); }

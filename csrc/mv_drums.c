@@ -9,12 +9,37 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* floor(tick * spq / ppq + 1/2) exactly: a tie (exactly half a step) rounds up. */
+/* floor(tick * spq / ppq + 1/2) exactly: a tie (exactly half a step) rounds up.
+ * tick = a * ppq + r with 0 <= r < ppq, so only a * spq can leave int64 (it
+ * saturates); ppq or spq below 1 give 0 (callers validate them). */
 int64_t mv_quantize_tick(int64_t tick, int ppq, int spq) {
-  int64_t num = 2 * (int64_t)spq * tick + ppq, den = 2 * (int64_t)ppq;
-  int64_t q = num / den;
-  if (num % den != 0 && num < 0) q--; /* floor for negatives */
-  return q;
+  if (ppq <= 0 || spq <= 0) return 0;
+  int64_t a = tick / ppq, r = tick % ppq;
+  if (r < 0) r += ppq, a--;
+  /* 2 * spq * r + ppq < 2 * 2^31 * 2^31 + 2^31 fits in uint64 */
+  uint64_t fr = (2 * (uint64_t)spq * (uint64_t)r + (uint64_t)ppq) / (2 * (uint64_t)ppq);
+  if (a > (INT64_MAX - (int64_t)spq) / spq) return INT64_MAX;
+  if (a < INT64_MIN / spq) return INT64_MIN;
+  return a * spq + (int64_t)fr;
+}
+
+/* The whole file's step count (see mv_drum_labels), refused past MV_MAX_STEPS
+ * before anything is allocated per step. */
+static int file_steps(const mv_midi *m, int spq, int64_t *steps, mv_err *err) {
+  if (spq <= 0 || m->ppq <= 0) return mv_seterr(err, MV_EINVAL, "bad steps per quarter or ticks per quarter");
+  int64_t n = mv_quantize_tick(m->end_tick, m->ppq, spq);
+  for (int64_t i = 0; i < m->nnotes; i++) {
+    int64_t s = mv_quantize_tick(m->notes[i].on_tick, m->ppq, spq);
+    int64_t e = mv_quantize_tick(m->notes[i].off_tick, m->ppq, spq);
+    if (e == s) e++;
+    if (e > n) n = e;
+  }
+  if (n > MV_MAX_STEPS)
+    return mv_seterr(err, MV_EFORMAT,
+                     "the notes span %lld steps at %d per quarter; the limit is %d steps (%d bars of 16 steps)",
+                     (long long)n, spq, MV_MAX_STEPS, MV_MAX_STEPS / 16);
+  *steps = n;
+  return MV_OK;
 }
 
 void mv_drum_result_free(mv_drum_result *r) {
@@ -31,13 +56,9 @@ static int kept(const mv_midi_note *n, const mv_drum_opts *o) {
 
 int mv_drum_labels(uint16_t **labels, int64_t *steps, const mv_midi *m, const mv_drum_opts *o, mv_err *err) {
   int spq = o->steps_per_quarter;
-  int64_t n = mv_quantize_tick(m->end_tick, m->ppq, spq);
-  for (int64_t i = 0; i < m->nnotes; i++) {
-    int64_t s = mv_quantize_tick(m->notes[i].on_tick, m->ppq, spq);
-    int64_t e = mv_quantize_tick(m->notes[i].off_tick, m->ppq, spq);
-    if (e == s) e++;
-    if (e > n) n = e;
-  }
+  int64_t n;
+  int rc = file_steps(m, spq, &n, err);
+  if (rc) return rc;
   uint16_t *l = calloc((size_t)(n > 0 ? n : 1), sizeof *l);
   if (!l) return mv_seterr(err, MV_ENOMEM, "out of memory");
   for (int64_t i = 0; i < m->nnotes; i++) {
@@ -53,11 +74,9 @@ int mv_drum_labels(uint16_t **labels, int64_t *steps, const mv_midi *m, const mv
 
 int mv_drum_groove(uint8_t **velocity, float **offset, int64_t *steps, const mv_midi *m, const mv_drum_opts *o,
                    mv_err *err) {
-  uint16_t *labels;
   int64_t n;
-  int rc = mv_drum_labels(&labels, &n, m, o, err); /* the step count, as the labels */
+  int rc = file_steps(m, o->steps_per_quarter, &n, err); /* the step count, as the labels */
   if (rc) return rc;
-  free(labels);
   uint8_t *v = calloc((size_t)(n > 0 ? n : 1) * 9, 1);
   float *off = calloc((size_t)(n > 0 ? n : 1) * 9, sizeof *off);
   if (!v || !off) {
@@ -91,10 +110,12 @@ typedef struct {
 
 static int push_track(mv_drum_result *r, int piece, int64_t piece_tick, int64_t start, int64_t len, const onset *ev,
                       int64_t nev, mv_err *err) {
-  mv_drum_track *t = realloc(r->tracks, sizeof *t * (size_t)(r->ntracks + 1));
-  if (!t) return mv_seterr(err, MV_ENOMEM, "out of memory");
-  r->tracks = t;
-  mv_drum_track *k = &t[r->ntracks];
+  if ((r->ntracks & (r->ntracks - 1)) == 0) { /* capacity doubles at each power of two */
+    mv_drum_track *t = realloc(r->tracks, sizeof *t * (size_t)(r->ntracks ? 2 * r->ntracks : 1));
+    if (!t) return mv_seterr(err, MV_ENOMEM, "out of memory");
+    r->tracks = t;
+  }
+  mv_drum_track *k = &r->tracks[r->ntracks];
   k->labels = calloc((size_t)len, sizeof *k->labels);
   if (!k->labels) return mv_seterr(err, MV_ENOMEM, "out of memory");
   k->piece = piece;
@@ -137,16 +158,6 @@ static int extract_piece(mv_drum_result *r, int piece, int64_t piece_tick, const
   return MV_OK;
 }
 
-static int add_split(int64_t **s, int *n, int64_t tick) {
-  for (int i = 0; i < *n; i++)
-    if ((*s)[i] == tick) return 1;
-  int64_t *t = realloc(*s, sizeof *t * (size_t)(*n + 1));
-  if (!t) return 0;
-  t[(*n)++] = tick;
-  *s = t;
-  return 1;
-}
-
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
@@ -156,6 +167,9 @@ int mv_drum_extract(mv_drum_result *r, const mv_midi *m, const mv_drum_opts *o, 
   memset(r, 0, sizeof *r);
   if (o->steps_per_quarter <= 0 || o->steps_per_bar <= 0 || o->gap_bars <= 0 || o->max_bars < 0)
     return mv_seterr(err, MV_EINVAL, "bad drum pipeline options");
+  int64_t nsteps;
+  int rc0 = file_steps(m, o->steps_per_quarter, &nsteps, err); /* bounds every track's length too */
+  if (rc0) return rc0;
   int64_t nkept = 0;
   for (int64_t i = 0; i < m->nnotes; i++) nkept += kept(&m->notes[i], o);
   if (m->nnotes == 0) {
@@ -171,26 +185,28 @@ int mv_drum_extract(mv_drum_result *r, const mv_midi *m, const mv_drum_opts *o, 
   }
   /* Split where the tempo or the meter actually changes (magenta's
    * presplit_on_time_changes): implicit 120 qpm and 4/4 at tick 0. */
-  int64_t *splits = NULL;
+  int64_t *splits = malloc(sizeof *splits * (size_t)(1 + m->ntempos + m->ntimesigs));
+  if (!splits) return mv_seterr(err, MV_ENOMEM, "out of memory");
   int nsplit = 0;
-  int ok = add_split(&splits, &nsplit, 0);
+  splits[nsplit++] = 0;
   int cur_us = 500000;
-  for (int i = 0; ok && i < m->ntempos; i++) {
-    if (m->tempos[i].usec_per_quarter != cur_us && m->tempos[i].tick > 0) ok = add_split(&splits, &nsplit, m->tempos[i].tick);
+  for (int i = 0; i < m->ntempos; i++) {
+    if (m->tempos[i].usec_per_quarter != cur_us && m->tempos[i].tick > 0) splits[nsplit++] = m->tempos[i].tick;
     cur_us = m->tempos[i].usec_per_quarter;
   }
   int cn = 4, cd = 4;
-  for (int i = 0; ok && i < m->ntimesigs; i++) {
+  for (int i = 0; i < m->ntimesigs; i++) {
     const mv_midi_timesig *t = &m->timesigs[i];
-    if ((t->numerator != cn || t->denominator != cd) && t->tick > 0) ok = add_split(&splits, &nsplit, t->tick);
+    if ((t->numerator != cn || t->denominator != cd) && t->tick > 0) splits[nsplit++] = t->tick;
     cn = t->numerator;
     cd = t->denominator;
   }
-  if (!ok) {
-    free(splits);
-    return mv_seterr(err, MV_ENOMEM, "out of memory");
-  }
+  /* sorted and de-duplicated in O(n log n): a file may hold a tempo change per tick */
   qsort(splits, (size_t)nsplit, sizeof *splits, cmp_i64);
+  int u = 0;
+  for (int i = 0; i < nsplit; i++)
+    if (u == 0 || splits[i] != splits[u - 1]) splits[u++] = splits[i];
+  nsplit = u;
   r->npieces = nsplit;
   onset *ev = malloc(sizeof *ev * (size_t)(nkept > 0 ? nkept : 1));
   if (!ev) {
@@ -199,12 +215,12 @@ int mv_drum_extract(mv_drum_result *r, const mv_midi *m, const mv_drum_opts *o, 
   }
   int rc = MV_OK, meter_num = 0, meter_den = 0;
   int64_t ni = 0;
+  int ti = 0, num = 4, den = 4; /* the meter in force at the piece start: a cursor, as splits ascend */
   for (int p = 0; p < nsplit && !rc; p++) {
     int64_t a = splits[p], b = p + 1 < nsplit ? splits[p + 1] : INT64_MAX;
-    int num = 4, den = 4;
-    for (int i = 0; i < m->ntimesigs && m->timesigs[i].tick <= a; i++) {
-      num = m->timesigs[i].numerator;
-      den = m->timesigs[i].denominator;
+    for (; ti < m->ntimesigs && m->timesigs[ti].tick <= a; ti++) {
+      num = m->timesigs[ti].numerator;
+      den = m->timesigs[ti].denominator;
     }
     while (ni < m->nnotes && m->notes[ni].on_tick < a) ni++;
     int64_t nev = 0;

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) /* clang 14: no "f16c" in __builtin_cpu_supports */
 #include <immintrin.h>
 #define MV_HALF_X86 1
 #endif

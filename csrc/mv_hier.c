@@ -62,7 +62,7 @@ static int draw_from(const mv_real *p, int V, double u) {
   double acc = 0;
   int last = 0;
   for (int k = 0; k < V; k++) {
-    if (p[k] <= 0) continue;
+    if (!(p[k] > 0)) continue; /* NaN too: NaN logits draw class 0 (silence), never the last class */
     last = k;
     acc += p[k];
     if (u < acc) return k;

@@ -1,15 +1,16 @@
 /* mv_midi.c -- Standard MIDI Files: a bounded pre-pass that validates and
- * normalises raw bytes, libsmf to parse the normalised stream, and libsmf to
- * write. The only file that includes <smf.h>.
+ * normalises raw bytes into a canonical stream, read back in one linear pass,
+ * and libsmf to write. The only file that includes <smf.h>.
  *
  * libsmf 1.3 is not safe on raw input: running status after a SysEx trips an
  * assert (the process aborts), format 2 is refused, malformed chunks are
  * reported through glib on stderr, an unknown chunk before the tracks leaves
- * zero tracks, and lengths are trusted. So libsmf only ever sees a stream the
- * pre-pass wrote itself: an MThd, then one MTrk per input track holding only
- * note-on/note-off events with explicit status bytes, tempo and time-signature
- * meta events, and an end-of-track. glib messages are captured into the
- * returned error (or the warnings), never printed. */
+ * zero tracks, lengths are trusted, and loading is quadratic in events and
+ * tracks. So reading never reaches libsmf: the pre-pass writes an MThd, then one
+ * MTrk per input track holding only note-on/note-off events with explicit status
+ * bytes, tempo and time-signature meta events, and an end-of-track, and
+ * collect() reads that back. When writing, glib messages are captured into the
+ * returned error, never printed. */
 #define _POSIX_C_SOURCE 200809L
 #include "mv.h"
 
@@ -27,6 +28,7 @@
 #define MAX_FILE (64u << 20)       /* larger "MIDI files" are refused */
 #define MAX_TICK (INT_MAX / 4)      /* libsmf keeps pulses in an int */
 #define MAX_WARNINGS 64
+#define MV_MIDI_MAX_EVENTS (1 << 21) /* note, tempo and meter events kept from a file */
 
 /* ---- growable byte buffer ---------------------------------------------------- */
 typedef struct {
@@ -311,7 +313,10 @@ static int normalise(const unsigned char *b, size_t len, bbuf *out, int *format,
       cl = (uint32_t)(len - off - 8);
     }
     if (is_trk) {
-      if (found >= 65535) break;
+      if (found >= 65535) {
+        warn(wl, "tracks after the 65,535th ignored");
+        break;
+      }
       int rc = track_pass(&tracks, c + 8, c + 8 + cl, found + 1, wl, err);
       if (rc) {
         free(tracks.p);
@@ -384,9 +389,47 @@ void mv_midi_free(mv_midi *m) {
 
 typedef struct {
   int64_t tick;
-  double time;
   int pitch, velocity, channel;
 } onoff;
+
+/* ---- reading the canonical stream back -------------------------------------------
+ * normalise() wrote it: MThd (14 bytes), then MTrk chunks holding only
+ * [delta] 8n|9n key vel, [delta] FF 51 03 t t t, [delta] FF 58 04 n d c b and a final
+ * [delta] FF 2F 00, deltas of at most 5 bytes. It is read back here directly, in one
+ * linear pass: libsmf built a list per track, computed each event's seconds by a walk
+ * over the tempo map, and freed events one at a time with a linear scan each (and
+ * tracks the same way), which made 100k notes or 65k empty tracks take half a minute. */
+typedef struct {
+  const unsigned char *p, *end; /* the chunks not yet read */
+  const unsigned char *q;       /* the current track's next event, NULL before the first */
+  int64_t tick;
+} canon_track;
+
+static int canon_next_track(canon_track *t) {
+  if (t->end - t->p < 8) return 0;
+  uint32_t len = be32(t->p + 4);
+  t->q = t->p + 8;
+  t->p += 8 + (size_t)len;
+  t->tick = 0;
+  return 1;
+}
+
+/* The next event of the current track (its bytes in *d, its tick in *tick); 0 at its end. */
+static int canon_next_event(canon_track *t, int64_t *tick, const unsigned char **d) {
+  const unsigned char *q = t->q;
+  uint64_t v = 0;
+  for (int i = 0; i < 5; i++) {
+    unsigned char c = *q++;
+    v = (v << 7) | (c & 0x7f);
+    if (!(c & 0x80)) break;
+  }
+  t->tick += (int64_t)v;
+  if (q[0] == 0xff && q[1] == 0x2f) return 0;
+  *d = q;
+  *tick = t->tick;
+  t->q = q + (q[0] != 0xff ? 3 : q[1] == 0x51 ? 6 : 7);
+  return 1;
+}
 
 static int cmp_note(const void *a, const void *b) {
   const mv_midi_note *x = a, *y = b;
@@ -405,28 +448,40 @@ static int cmp_ts(const void *a, const void *b) {
   return x->tick < y->tick ? -1 : x->tick > y->tick;
 }
 
-/* Seconds of a tick through the tempo map (120 qpm before the first tempo). */
+/* Seconds of a tick through the tempo map (120 qpm before the first tempo):
+ * a binary search for the last tempo at or before the tick, whose time (the
+ * running sum of the segments before it) collect() filled in. */
 double mv_midi_seconds(const mv_midi *m, int64_t tick) {
-  double t = 0, us = 500000.0;
-  int64_t at = 0;
-  for (int i = 0; i < m->ntempos && m->tempos[i].tick <= tick; i++) {
-    t += (double)(m->tempos[i].tick - at) * us / 1e6 / m->ppq;
-    at = m->tempos[i].tick;
-    us = m->tempos[i].usec_per_quarter;
+  int lo = 0, hi = m->ntempos; /* first tempo after tick */
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (m->tempos[mid].tick <= tick) lo = mid + 1;
+    else hi = mid;
   }
-  return t + (double)(tick - at) * us / 1e6 / m->ppq;
+  if (lo == 0) return 0 + (double)tick * 500000.0 / 1e6 / m->ppq;
+  const mv_midi_tempo *t = &m->tempos[lo - 1];
+  return t->time + (double)(tick - t->tick) * (double)t->usec_per_quarter / 1e6 / m->ppq;
 }
 
 /* Pairs note-ons with note-offs per track as magenta.js (@tonejs/midi) does:
  * each note-on, in order, takes the first unused note-off of the same pitch at
  * or after it (any channel); a note-on left without one is dropped. A note-on
  * with velocity 0 is a note-off. */
-static int collect(mv_midi *m, smf_t *smf, wlist *wl, mv_err *err) {
+static int collect(mv_midi *m, const unsigned char *canon, size_t canon_len, wlist *wl, mv_err *err) {
   int64_t cap = 0;
-  for (int tn = 1; tn <= smf->number_of_tracks; tn++) {
-    smf_track_t *tr = smf_get_track_by_number(smf, tn);
-    if (tr) cap += tr->number_of_events;
+  int ntracks = 0;
+  {
+    canon_track t = {canon + 14, canon + canon_len, NULL, 0};
+    while (canon_next_track(&t)) {
+      const unsigned char *d;
+      int64_t tick;
+      ntracks++;
+      while (canon_next_event(&t, &tick, &d)) cap++;
+    }
   }
+  if (cap > MV_MIDI_MAX_EVENTS)
+    return mv_seterr(err, MV_EFORMAT, "the file has %lld note, tempo and meter events; the limit is %d", (long long)cap,
+                     MV_MIDI_MAX_EVENTS);
   m->notes = malloc(sizeof *m->notes * (size_t)(cap > 0 ? cap : 1));
   onoff *ons = malloc(sizeof *ons * (size_t)(cap > 0 ? cap : 1));
   onoff *offs = malloc(sizeof *offs * (size_t)(cap > 0 ? cap : 1));
@@ -438,35 +493,40 @@ static int collect(mv_midi *m, smf_t *smf, wlist *wl, mv_err *err) {
     return mv_seterr(err, MV_ENOMEM, "out of memory");
   }
   int64_t dropped = 0;
-  for (int tn = 1; tn <= smf->number_of_tracks; tn++) {
-    smf_track_t *tr = smf_get_track_by_number(smf, tn);
-    if (!tr) continue;
-    int64_t non = 0, noff = 0;
-    smf_event_t *ev;
-    for (int i = 1; (ev = smf_track_get_event_by_number(tr, i)) != NULL; i++) {
-      const unsigned char *d = ev->midi_buffer;
-      if (ev->midi_buffer_length >= 6 && d[0] == 0xff && d[1] == 0x51) {
-        mv_midi_tempo *tp = realloc(m->tempos, sizeof *tp * (size_t)(m->ntempos + 1));
-        if (!tp) break;
-        m->tempos = tp;
-        tp[m->ntempos].tick = ev->time_pulses;
+  int tcap = 0, scap = 0;
+  canon_track tr = {canon + 14, canon + canon_len, NULL, 0};
+  for (int tn = 1; tn <= ntracks && canon_next_track(&tr); tn++) {
+    int64_t non = 0, noff = 0, time_pulses;
+    const unsigned char *d;
+    while (canon_next_event(&tr, &time_pulses, &d)) {
+      if (d[0] == 0xff && d[1] == 0x51) {
+        if (m->ntempos == tcap) { /* geometric growth: a file may be all tempo events */
+          mv_midi_tempo *tp = realloc(m->tempos, sizeof *tp * (size_t)(tcap = tcap * 2 + 16));
+          if (!tp) break;
+          m->tempos = tp;
+        }
+        mv_midi_tempo *tp = m->tempos;
+        tp[m->ntempos].tick = time_pulses;
         tp[m->ntempos].usec_per_quarter = (d[3] << 16) | (d[4] << 8) | d[5];
         m->ntempos++;
         continue;
       }
-      if (ev->midi_buffer_length >= 7 && d[0] == 0xff && d[1] == 0x58) {
-        mv_midi_timesig *ts = realloc(m->timesigs, sizeof *ts * (size_t)(m->ntimesigs + 1));
-        if (!ts) break;
-        m->timesigs = ts;
-        ts[m->ntimesigs].tick = ev->time_pulses;
+      if (d[0] == 0xff && d[1] == 0x58) {
+        if (m->ntimesigs == scap) {
+          mv_midi_timesig *ts = realloc(m->timesigs, sizeof *ts * (size_t)(scap = scap * 2 + 16));
+          if (!ts) break;
+          m->timesigs = ts;
+        }
+        mv_midi_timesig *ts = m->timesigs;
+        ts[m->ntimesigs].tick = time_pulses;
         ts[m->ntimesigs].numerator = d[3];
         ts[m->ntimesigs].denominator = 1 << d[4];
         m->ntimesigs++;
         continue;
       }
-      if (ev->midi_buffer_length != 3) continue;
+      if (d[0] == 0xff) continue;
       int hi = d[0] & 0xf0;
-      onoff o = {ev->time_pulses, ev->time_seconds, d[1], d[2], d[0] & 0x0f};
+      onoff o = {time_pulses, d[1], d[2], d[0] & 0x0f};
       if (hi == 0x90 && d[2] > 0) ons[non++] = o;
       else if (hi == 0x80 || hi == 0x90) offs[noff++] = o;
     }
@@ -502,9 +562,14 @@ static int collect(mv_midi *m, smf_t *smf, wlist *wl, mv_err *err) {
   if (m->nnotes > 1) qsort(m->notes, (size_t)m->nnotes, sizeof *m->notes, cmp_note);
   if (m->ntempos > 1) qsort(m->tempos, (size_t)m->ntempos, sizeof *m->tempos, cmp_tempo);
   if (m->ntimesigs > 1) qsort(m->timesigs, (size_t)m->ntimesigs, sizeof *m->timesigs, cmp_ts);
+  double t = 0, us = 500000.0; /* each tempo's time: the segments before it, summed in order */
+  int64_t at = 0;
   for (int i = 0; i < m->ntempos; i++) {
     m->tempos[i].qpm = 60000000.0 / m->tempos[i].usec_per_quarter;
-    m->tempos[i].time = mv_midi_seconds(m, m->tempos[i].tick);
+    t += (double)(m->tempos[i].tick - at) * us / 1e6 / m->ppq;
+    at = m->tempos[i].tick;
+    us = m->tempos[i].usec_per_quarter;
+    m->tempos[i].time = t;
   }
   for (int i = 0; i < m->ntimesigs; i++) m->timesigs[i].time = mv_midi_seconds(m, m->timesigs[i].tick);
   m->end_tick = 0;
@@ -539,18 +604,8 @@ int mv_midi_parse(mv_midi **out, const void *buf, size_t len, mv_err *err) {
   m->format = format;
   m->ppq = ppq;
   m->ntracks = ntracks;
-  glog_capture cap = {{0}, 0};
-  glog_scope scope;
-  pthread_mutex_lock(&smf_lock);
-  glog_begin(&scope, &cap);
-  smf_t *smf = smf_load_from_memory(canon.p, (int)canon.n);
-  if (smf) rc = collect(m, smf, &wl, err);
-  if (smf) smf_delete(smf);
-  glog_end(&scope);
-  pthread_mutex_unlock(&smf_lock);
+  rc = collect(m, canon.p, canon.n, &wl, err);
   free(canon.p);
-  if (!smf) rc = mv_seterr(err, MV_EFORMAT, "libsmf could not parse the file: %s", cap.n ? cap.msg : "no reason given");
-  else if (!rc && cap.n) warn(&wl, "libsmf: %s", cap.msg);
   if (rc) {
     mv_midi_free(m);
     wfree(&wl);

@@ -215,6 +215,8 @@ static int juint(J *j, uint64_t *out) {
 }
 
 static int add_entry(mv_st_file *f, mv_err *err) {
+  if (f->n >= MV_ST_MAX_TENSORS)
+    return mv_seterr(err, MV_EFORMAT, "safetensors header: more than %d tensors", MV_ST_MAX_TENSORS);
   if (f->n == f->cap) {
     int nc = f->cap ? f->cap * 2 : 16;
     mv_st_entry *e = realloc(f->e, sizeof *e * (size_t)nc);
@@ -240,12 +242,9 @@ static int parse_meta(J *j, mv_st_file *f) {
       if (j->p < j->end && *j->p != '"') rc = jerr(j, "__metadata__ values must be strings");
     }
     if (!rc) rc = jstring(j, &v);
-    if (!rc)
-      for (int i = 0; i < f->nmeta; i++)
-        if (strcmp(f->mkey[i], k) == 0) {
-          rc = mv_seterr(j->err, MV_EFORMAT, "safetensors header: duplicate __metadata__ key \"%.60s\"", k);
-          break;
-        }
+    if (!rc && f->nmeta >= MV_ST_MAX_META)
+      rc = mv_seterr(j->err, MV_EFORMAT, "safetensors header: more than %d __metadata__ entries", MV_ST_MAX_META);
+    /* duplicate keys: found after parsing, by sorting (see validate) */
     if (!rc && f->nmeta == f->metacap) {
       int nc = f->metacap ? f->metacap * 2 : 8;
       char **a = realloc(f->mkey, sizeof *a * (size_t)nc);
@@ -367,12 +366,36 @@ static int parse_header(mv_st_file *f, const char *h, size_t hlen, mv_err *err) 
   return MV_OK;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The first name (in sorted order) that appears twice among n, or NULL; O(n log n).
+ * *oom is set when the index cannot be allocated. */
+static const char *find_duplicate(char **names, size_t stride, int n, int *oom) {
+  *oom = 0;
+  if (n < 2) return NULL;
+  char **idx = malloc(sizeof *idx * (size_t)n);
+  if (!idx) {
+    *oom = 1;
+    return NULL;
+  }
+  for (int i = 0; i < n; i++) idx[i] = *(char **)((char *)names + stride * (size_t)i);
+  qsort(idx, (size_t)n, sizeof *idx, cmp_str);
+  const char *dup = NULL;
+  for (int i = 1; i < n && !dup; i++)
+    if (strcmp(idx[i - 1], idx[i]) == 0) dup = idx[i];
+  free(idx);
+  return dup;
+}
+
 static int validate(mv_st_file *f, mv_err *err) {
+  int oom;
+  const char *dup = find_duplicate(f->nmeta ? f->mkey : NULL, sizeof(char *), f->nmeta, &oom);
+  if (!oom && dup) return mv_seterr(err, MV_EFORMAT, "safetensors header: duplicate __metadata__ key \"%.60s\"", dup);
+  if (!oom) dup = find_duplicate(f->n ? &f->e[0].name : NULL, sizeof f->e[0], f->n, &oom);
+  if (oom) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  if (dup) return mv_seterr(err, MV_EFORMAT, "safetensors header: tensor \"%.80s\" appears twice", dup);
   for (int i = 0; i < f->n; i++) {
     mv_st_entry *e = &f->e[i];
-    for (int k = 0; k < i; k++)
-      if (strcmp(f->e[k].name, e->name) == 0)
-        return mv_seterr(err, MV_EFORMAT, "safetensors header: tensor \"%.80s\" appears twice", e->name);
     uint64_t n = 1;
     for (int d = 0; d < e->ndim; d++) {
       uint64_t s = (uint64_t)e->shape[d];

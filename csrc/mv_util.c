@@ -280,3 +280,32 @@ void mv_sha256(const void *data, size_t n, unsigned char out[32]) {
     out[4 * i + 3] = (unsigned char)h[i];
   }
 }
+
+/* mkdir -p without a shell: each missing component is created (0777 & ~umask);
+ * an empty path, or a component that exists and is not a folder, is an error. */
+int mv_mkdir_p(const char *path, mv_err *err) {
+  size_t n = strlen(path);
+  if (n == 0) return mv_seterr(err, MV_EINVAL, "the folder name is empty");
+  char *p = malloc(n + 1);
+  if (!p) return mv_seterr(err, MV_ENOMEM, "out of memory");
+  memcpy(p, path, n + 1);
+  int rc = MV_OK;
+  for (size_t i = 1; i <= n && !rc; i++) {
+    if (p[i] != '/' && p[i] != '\0') continue;
+    if (p[i - 1] == '/') continue; /* "a//b" */
+    char c = p[i];
+    p[i] = '\0';
+    struct stat st;
+    if (stat(p, &st) == 0) {
+      if (!S_ISDIR(st.st_mode))
+        rc = mv_seterr(err, MV_EIO, "%s: cannot create the folder: %s exists and is not a folder", path, p);
+    } else if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+      rc = mv_seterr(err, MV_EIO, "%s: cannot create the folder: %s", path, strerror(errno));
+    } else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      rc = mv_seterr(err, MV_EIO, "%s: cannot create the folder", path);
+    }
+    p[i] = c;
+  }
+  free(p);
+  return rc;
+}

@@ -48,7 +48,7 @@ mv_rng *mvl_checkrng(lua_State *L, int idx);
 void mvl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction close_fn);
 /* Field k of the table at index t: a number (integer) or def when absent; raises otherwise. */
 double mvl_optnum(lua_State *L, int t, const char *k, double def);
-int mvl_optint(lua_State *L, int t, const char *k, int def);
+int mvl_optint(lua_State *L, int t, const char *k, int def); /* raises past int's range, never truncates */
 
 void mvl_tensor_open(lua_State *L);
 void mvl_rng_open(lua_State *L);

@@ -4,9 +4,11 @@
  *   m:notes()           -> {{on, off, on_time, off_time, pitch, velocity, channel (1-16), track (1-based)}, ...}
  *   m:labels(opts)      -> labels (array over the whole file), steps
  *   m:tracks(opts)      -> {tracks = {{piece, piece_tick, start_step, labels}}, drop, detail, pieces, pieces_meter, steps_truncated}
+ *   (labels, groove and tracks return nil, err for a file past MV_MAX_STEPS)
  *   core.midi_write(path, notes, opts) -> true, or nil, err
  * opts: classes (128-byte string, byte = class + 1, 0 = not kept), drum_channel (0-15 or -1),
  *       steps_per_quarter, steps_per_bar, gap_bars, max_bars. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +121,9 @@ static int m_notes(lua_State *L) {
   return 1;
 }
 
+/* out-of-int values become -1, which the core refuses, instead of wrapping into range */
+static lua_Integer clampint(lua_Integer v) { return v < INT_MIN || v > INT_MAX ? -1 : v; }
+
 static void checkopts(lua_State *L, int idx, mv_drum_opts *o) {
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_getfield(L, idx, "classes");
@@ -157,7 +162,9 @@ static int m_labels(lua_State *L) {
   uint16_t *l;
   int64_t n;
   mv_err err;
-  if (mv_drum_labels(&l, &n, m, &o, &err)) return mvl_raise(L, &err);
+  int rc = mv_drum_labels(&l, &n, m, &o, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err); /* a file past the limits: nil, err */
   push_labels(L, l, n);
   free(l);
   lua_pushinteger(L, n);
@@ -174,7 +181,9 @@ static int m_groove(lua_State *L) {
   float *off;
   int64_t n;
   mv_err err;
-  if (mv_drum_groove(&v, &off, &n, m, &o, &err)) return mvl_raise(L, &err);
+  int rc = mv_drum_groove(&v, &off, &n, m, &o, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err); /* a file past the limits: nil, err */
   lua_createtable(L, (int)n, 0);
   lua_createtable(L, (int)n, 0);
   for (int64_t s = 0; s < n; s++) {
@@ -214,7 +223,9 @@ static int m_tracks(lua_State *L) {
   checkopts(L, 2, &o);
   mv_drum_result r;
   mv_err err;
-  if (mv_drum_extract(&r, m, &o, &err)) return mvl_raise(L, &err);
+  int rc = mv_drum_extract(&r, m, &o, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err); /* a file past the limits: nil, err */
   lua_createtable(L, 0, 6);
   lua_createtable(L, r.ntracks, 0);
   for (int i = 0; i < r.ntracks; i++) {
@@ -266,9 +277,9 @@ static int l_write(lua_State *L) {
     lua_getfield(L, -2, "dur");
     w[i].dur = luaL_checkinteger(L, -1);
     lua_getfield(L, -3, "pitch");
-    w[i].pitch = (int)luaL_checkinteger(L, -1);
+    w[i].pitch = (int)clampint(luaL_checkinteger(L, -1));
     lua_getfield(L, -4, "velocity");
-    w[i].velocity = (int)luaL_checkinteger(L, -1);
+    w[i].velocity = (int)clampint(luaL_checkinteger(L, -1));
     lua_pop(L, 5);
   }
   mv_err err;
@@ -279,9 +290,14 @@ static int l_write(lua_State *L) {
   return 1;
 }
 
+/* core.quantize_tick(tick, ppq[, steps_per_quarter = 4]): ppq 1-32767 (what a MIDI file can
+ * hold), steps 1-96 (as the drum options), |tick| <= 2^53; validated before any cast to int. */
 static int l_quantize(lua_State *L) {
-  lua_pushinteger(L, mv_quantize_tick(luaL_checkinteger(L, 1), (int)luaL_checkinteger(L, 2),
-                                      (int)luaL_optinteger(L, 3, 4)));
+  lua_Integer tick = luaL_checkinteger(L, 1), ppq = luaL_checkinteger(L, 2), spq = luaL_optinteger(L, 3, 4);
+  luaL_argcheck(L, tick >= -((lua_Integer)1 << 53) && tick <= ((lua_Integer)1 << 53), 1, "tick must be within +-2^53");
+  luaL_argcheck(L, ppq >= 1 && ppq <= 0x7fff, 2, "ticks per quarter must be 1-32767");
+  luaL_argcheck(L, spq >= 1 && spq <= 96, 3, "steps per quarter must be 1-96");
+  lua_pushinteger(L, mv_quantize_tick(tick, (int)ppq, (int)spq));
   return 1;
 }
 
@@ -297,4 +313,6 @@ static const luaL_Reg functions[] = {{"midi_load", l_load},
 void mvl_midi_open(lua_State *L) {
   mvl_newclass(L, MVL_MIDI_MT, methods, m_gc);
   luaL_setfuncs(L, functions, 0);
+  lua_pushinteger(L, MV_MAX_STEPS);
+  lua_setfield(L, -2, "MAX_STEPS");
 }

@@ -138,6 +138,14 @@ static int l_write_atomic(lua_State *L) {
   return 1;
 }
 
+/* core.mkdir_p(path) -> true or nil, err (one line) */
+static int l_mkdir_p(lua_State *L) {
+  mv_err err;
+  if (mv_mkdir_p(luaL_checkstring(L, 1), &err)) return mvl_fail(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* SIGINT as a flag, for the training loop (opt-in: a host keeps its own handler). */
 static volatile sig_atomic_t got_sigint = 0;
 static struct sigaction old_sigint;
@@ -179,6 +187,7 @@ static int l_isatty(lua_State *L) {
 
 static const luaL_Reg functions[] = {{"fnv1a64", l_fnv1a64}, {"sha256", l_sha256}, {"listdir", l_listdir}, {"isdir", l_isdir},
                                      {"isfile", l_isfile}, {"write_atomic", l_write_atomic}, {"isatty", l_isatty},
+                                     {"mkdir_p", l_mkdir_p},
                                      {"trap_sigint", l_trap_sigint}, {"sigint", l_sigint},{"blas_info", l_blas_info},   {"set_num_threads", l_set_num_threads},
                                      {"get_num_threads", l_get_num_threads}, {"clock", l_clock},
                                      {"round_f16", l_round_f16},   {NULL, NULL}};

@@ -30,7 +30,7 @@ mvl_tensor *mvl_newtensor(lua_State *L, int ndim, const int64_t *size) {
   if (mv_shape_check(ndim, size, &n, &err)) mvl_raise(L, &err);
   mvl_tensor *u = pushempty(L);
   u->base = calloc((size_t)(n > 0 ? n : 1), sizeof(float));
-  if (!u->base) luaL_error(L, "out of memory allocating %lld floats", (long long)n);
+  if (!u->base) luaL_error(L, "out of memory allocating %I floats", (lua_Integer)n);
   mv_tensor_init(&u->t, u->base, ndim, size, NULL);
   u->closed = 0;
   return u;
@@ -141,8 +141,8 @@ static void fill_from(lua_State *L, int idx, int depth, int ndim, const int64_t 
     return;
   }
   if (!lua_istable(L, idx) || (int64_t)luaL_len(L, idx) != size[depth])
-    luaL_error(L, "tensor: ragged nested table (dimension %d should have %lld entries)", depth + 1,
-               (long long)size[depth]);
+    luaL_error(L, "tensor: ragged nested table (dimension %d should have %I entries)", depth + 1,
+               (lua_Integer)size[depth]);
   for (int64_t i = 1; i <= size[depth]; i++) {
     lua_geti(L, idx, i);
     fill_from(L, lua_gettop(L), depth + 1, ndim, size, out);
@@ -170,7 +170,8 @@ static int l_frombytes(lua_State *L) {
   mv_err err;
   if (mv_shape_check(n, size, &numel, &err)) return mvl_raise(L, &err);
   if ((uint64_t)numel * 4 != len)
-    return luaL_error(L, "frombytes: %d bytes do not hold %lld float32 values", (int)len, (long long)numel);
+    return luaL_error(L, "frombytes: %I bytes do not hold %I float32 values", (lua_Integer)len,
+                      (lua_Integer)numel);
   mvl_tensor *u = mvl_newtensor(L, n, size);
   memcpy(u->base, s, len);
   return 1;
@@ -325,13 +326,15 @@ static int newshape(lua_State *L, const mvl_tensor *u, int idx, int64_t *size) {
       infer = i;
     } else if (size[i] < 0) {
       luaL_error(L, "sizes must be >= 0 (or one -1)");
+    } else if (size[i] != 0 && known > INT64_MAX / size[i]) {
+      luaL_error(L, "shape too large (element count overflows)");
     } else {
       known *= size[i];
     }
   }
   if (infer >= 0) {
     int64_t total = mv_tensor_numel(&u->t);
-    if (known == 0 || total % known) luaL_error(L, "cannot infer the -1 size: %lld elements", (long long)total);
+    if (known == 0 || total % known) luaL_error(L, "cannot infer the -1 size: %I elements", (lua_Integer)total);
     size[infer] = total / known;
   }
   return n;

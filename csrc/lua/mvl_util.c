@@ -1,4 +1,6 @@
 /* mvl_util.c -- the helpers every binding file (mvl_*.c) shares: errors, classes, option fields. */
+#include <limits.h>
+
 #include "mvl.h"
 
 int mvl_raise(lua_State *L, const mv_err *err) { return luaL_error(L, "%s", err->msg); }
@@ -30,7 +32,8 @@ double mvl_optnum(lua_State *L, int t, const char *k, double def) {
 
 int mvl_optint(lua_State *L, int t, const char *k, int def) {
   lua_getfield(L, t, k);
-  int v = (int)luaL_optinteger(L, -1, def);
+  lua_Integer v = luaL_optinteger(L, -1, def);
+  if (v < INT_MIN || v > INT_MAX) luaL_error(L, "option %s is out of range", k); /* never truncated by a cast */
   lua_pop(L, 1);
-  return v;
+  return (int)v;
 }

@@ -14,6 +14,7 @@
  *   velocities | offsets, for every class)   m:outputs() -> [B, L, V] activated outputs of the last forward
  * One file (about 710 lines): the binding of one userdata, the model with its workspace and
  * generators, whose methods share its checks and buffers. */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,7 +216,7 @@ static int labels_into(lua_State *L, mvl_vae *u, int idx, int32_t **buf, size_t 
     for (int s = 0; s < Ls; s++) {
       float v = t->t.data[b * t->t.stride[0] + s * t->t.stride[1]];
       if (!(v >= 0 && v < u->m->cfg.vocab) || v != (float)(int32_t)v)
-        luaL_error(L, "%s: label %g at [%d, %d] is not an integer in 0-%d", what, (double)v, b + 1, s + 1,
+        luaL_error(L, "%s: label %f at [%d, %d] is not an integer in 0-%d", what, (double)v, b + 1, s + 1,
                    u->m->cfg.vocab - 1);
       (*buf)[(size_t)b * Ls + s] = (int32_t)v;
     }
@@ -441,6 +442,7 @@ static int m_decode(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     temp = (float)mvl_optnum(L, 3, "temperature", 0);
+    if (!(temp >= 0 && temp <= FLT_MAX)) return luaL_error(L, "temperature must be a finite number >= 0");
     if (c->groove) hits = opt_tensor(L, 3, "hits", (int64_t)B * c->bars * c->steps * (c->vocab / 3), "[batch, steps, classes]");
     lua_getfield(L, 3, "hit_probs");
     want_hitp = c->groove && lua_toboolean(L, -1);
@@ -586,6 +588,7 @@ static int m_generator(lua_State *L) {
   if (mv_tensor_numel(&z->t) != u->m->cfg.z || !mv_tensor_is_contiguous(&z->t))
     return luaL_error(L, "z must be a contiguous tensor of %d values", u->m->cfg.z);
   float temp = (float)luaL_checknumber(L, 3);
+  if (!(temp >= 0 && temp <= FLT_MAX)) return luaL_error(L, "temperature must be a finite number >= 0");
   mv_rng *r = lua_isnoneornil(L, 4) ? NULL : mvl_checkrng(L, 4);
   if (temp > 0 && !r) return luaL_error(L, "sampling (temperature > 0) needs a random stream");
   mvl_gen *g = lua_newuserdatauv(L, sizeof *g, 1);

@@ -56,6 +56,7 @@ local function parse_args(cmd, argv)
         elseif o.type == "number" then
           local n = tonumber(v)
           if not n then usage_error("%s: option %s needs a number", cmd.name, name) end
+          if not (n > -math.huge and n < math.huge) then usage_error("%s: option %s needs a finite number", cmd.name, name) end
           v = n
         end
         if o.check then
@@ -508,7 +509,8 @@ M.register {
     { name = "--model", arg = "PATH|NAME", help = "model file or name (default: $MUSICVAE_MODEL or the shipped model)" },
     { name = "--split", arg = "NAME", help = "split of a dataset file (default validation)" },
     { name = "--json", type = "flag", help = "print one JSON object on the last line" },
-    { name = "--batch", arg = "N", type = "integer", help = "batch size (default 64)" },
+    { name = "--batch", arg = "N", type = "integer", help = "batch size (default 64)",
+      check = function(v) return v >= 1 and v <= 65536, "must be 1-65536" end },
   },
   run = function(opts, args, out)
     local Eval = require "musicvae.evaluate"
@@ -700,9 +702,10 @@ local function write_outputs(opts, out, m, mode, seed, temperature, items)
   local dir = opts.output
   if not dir then usage_error("%s: -o DIR is required", mode) end
   if items[1] and items[1].stem then dir = items[1].stem:match("^(.*)/[^/]*$") or "." end
+  if dir == "" then usage_error("%s: -o needs a folder name, not ''", mode) end
   if not core.isdir(dir) then
-    os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
-    if not core.isdir(dir) then fail("%s: cannot create the folder", dir) end
+    local ok, err = core.mkdir_p(dir) -- from C: one line of our own, never the shell's
+    if not ok then fail("%s", err) end
   end
   local kit
   if opts.kit then

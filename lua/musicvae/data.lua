@@ -85,7 +85,11 @@ function Data.file_windows(path, opts)
   local h, err = midi.open(path)
   if not h then return { windows = {}, drop = "parse error", detail = err, warnings = {} } end
   local info = h:info()
-  local r = h:tracks(copts)
+  local r, terr = h:tracks(copts)
+  if not r then
+    h:close()
+    return { windows = {}, drop = "too long", detail = terr, warnings = info.warnings }
+  end
   local gv
   if opts.groove and not r.drop then
     local vel, off = h:groove(copts)

@@ -12,6 +12,7 @@ function E.metrics(model, labels, opts)
   opts = opts or {}
   local n = labels:size(1)
   local bs = opts.batch_size or 64
+  if math.type(bs) ~= "integer" or bs < 1 then error("batch_size must be a positive integer", 2) end
   local L = labels:size(2)
   local tf_correct, s_correct, nll, kl, loss = 0, 0, 0, 0, 0
   for first = 1, n, bs do
@@ -57,6 +58,7 @@ function E.groove_metrics(model, groove, opts)
   local n, L = groove:size(1), groove:size(2)
   if n == 0 then return { windows = 0 } end
   local bs = opts.batch_size or 64
+  if math.type(bs) ~= "integer" or bs < 1 then error("batch_size must be a positive integer", 2) end
   local humanize = model.config.mode == "humanize"
   local tf_hits, nll, kl, loss = 0, 0, 0, 0
   local right, tp, fp, fn = 0, 0, 0, 0

@@ -1,4 +1,4 @@
---- MIDI files: reading (through the core's validating pre-pass and libsmf)
+--- MIDI files: reading (through the core's validating pre-pass; libsmf only writes)
 -- and writing drum patterns. File and data problems return nil, err.
 local core = require "musicvae.core"
 local D = require "musicvae.drums"
@@ -90,6 +90,7 @@ function M.labels(path, opts)
   local info = h:info()
   local labels, steps = h:labels(copts)
   h:close()
+  if not labels then return nil, ("%s: %s"):format(path, steps) end
   return {
     file = path,
     qpm = info.tempos[1] and info.tempos[1].qpm or 120,
@@ -109,9 +110,10 @@ function M.groove(path, opts)
   local h, err = M.open(path)
   if not h then return nil, err end
   local info = h:info()
-  local labels = h:labels(copts)
+  local labels, lerr = h:labels(copts)
   local vel, off = h:groove(copts)
   h:close()
+  if not labels or not vel then return nil, ("%s: %s"):format(path, lerr or off) end
   local spb = copts.steps_per_bar
   local p = P.new { labels = labels, steps_per_bar = spb, qpm = info.tempos[1] and info.tempos[1].qpm or 120 }
   -- magenta's offsets are in units of 2 x step (-1..1]; a pattern stores steps: halve them

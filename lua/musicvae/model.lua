@@ -106,6 +106,12 @@ function Model.load(path)
       return nil, ("%s: tensor %s has shape [%s], the config needs [%s]"):format(path, p.name,
         table.concat(got, ","), table.concat(want, ","))
     end
+    -- the sum accumulates in double: NaN or +-Inf anywhere gives a non-finite sum, finite floats never do
+    local sum = src:sum()
+    if not (sum > -math.huge and sum < math.huge) then
+      m:close()
+      return nil, ("%s: tensor %s holds NaN or infinite values"):format(path, p.name)
+    end
     P_[p.name]:copy(src)
     seen[p.name] = true
   end
@@ -143,6 +149,10 @@ function Model:load_state(path)
     local src = t[name]
     if not src or src:numel() ~= dst:numel() then
       return nil, ("%s: %s is missing or does not fit this model"):format(path, name)
+    end
+    local sum = src:sum()
+    if not (sum > -math.huge and sum < math.huge) then
+      return nil, ("%s: tensor %s holds NaN or infinite values"):format(path, name)
     end
     dst:copy(src:view(-1))
   end
@@ -383,10 +393,15 @@ function Model.streams(seed, first, n)
   return r
 end
 
+local function check_temp(t)
+  if type(t) ~= "number" or not (t >= 0 and t < math.huge) then error("temperature must be a finite number >= 0", 3) end
+end
+
 --- m:decode(z, {temperature = 0.5, seed = s, first_index = 1, qpm = 120}) -> list of patterns
 function Model:decode(z, opts)
   opts = opts or {}
   local temp = opts.temperature or 0
+  check_temp(temp)
   local n = z:size(1)
   local rngs = temp > 0 and Model.streams(opts.seed or 0, opts.first_index or 1, n) or nil
   if self.config.groove then
@@ -415,9 +430,6 @@ function Model:sample_z(n, seed, first_index)
 end
 
 -- Generation -------------------------------------------------------------------
-local function check_temp(t)
-  if type(t) ~= "number" or t < 0 or t ~= t then error("temperature must be a number >= 0", 3) end
-end
 
 --- m:sample{n = 8, temperature = 0.5, seed = s, qpm = 120, first_index = 1, attributes = {name =
 -- amount}, style = name} -> patterns, z. Pattern i uses z from (seed, "z", i) and draws from
@@ -509,7 +521,7 @@ end
 function Model:similar(p, o)
   o = o or {}
   local s = o.similarity or 0.8
-  if type(s) ~= "number" or s < 0 or s > 1 then error("similar: similarity must be in [0, 1]", 2) end
+  if type(s) ~= "number" or not (s >= 0 and s <= 1) then error("similar: similarity must be in [0, 1]", 2) end
   local n = o.n or 4
   local mu = self:encode { p }
   local noise = self:sample_z(n, o.seed or 0)
@@ -618,7 +630,9 @@ function Generator:close() self.handle:close() end
 function Model:vary(p, o)
   o = o or {}
   local amount = o.amount or 0.3
-  if type(amount) ~= "number" or amount < 0 then error("vary: amount must be a number >= 0", 2) end
+  if type(amount) ~= "number" or not (amount >= 0 and amount < math.huge) then
+    error("vary: amount must be a finite number >= 0", 2)
+  end
   local mu = self:encode { p }
   local r = core.rng(o.seed or 0, "vary", 1)
   local z = core.zeros(1, self.config.z)

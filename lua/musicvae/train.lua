@@ -22,23 +22,50 @@ T.LOG_COLUMNS = { "step", "epoch", "seconds", "seq_per_s", "loss", "recon", "kl"
 local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
 local function unhex(h) return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)) end
 
-local function mkdir_p(path)
-  if core.isdir(path) then return true end
-  local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
-  if not ok or not core.isdir(path) then return nil, path .. ": cannot create the folder" end
-  return true
-end
+local function mkdir_p(path) return core.mkdir_p(path) end
 
---- Checkpoints in a run folder, newest first: {{step = n, path = ...}}
+local function state_path(path) return (path:gsub("%.safetensors$", ".state.safetensors")) end
+
+--- Complete checkpoint pairs in a run folder, newest first: {{step = n, path = ...}}, and the
+-- incomplete ones (weights without their state, or a state without its weights: a run killed
+-- or a disk filled between the two writes), newest first. A pair is written state first and
+-- weights last, each atomically, so weights on disk mean the pair is complete.
 function T.checkpoints(dir)
   local entries = core.listdir(dir) or {}
-  local out = {}
+  local weights, states = {}, {}
   for _, e in ipairs(entries) do
-    local step = e.name:match("^ckpt%-(%d+)%.safetensors$")
-    if step then out[#out + 1] = { step = tonumber(step), path = dir .. "/" .. e.name } end
+    local w = e.name:match("^ckpt%-(%d+)%.safetensors$")
+    local s = e.name:match("^ckpt%-(%d+)%.state%.safetensors$")
+    if w then weights[e.name:sub(1, -13)] = tonumber(w) end
+    if s then states[e.name:sub(1, -19)] = tonumber(s) end
+  end
+  local out, partial = {}, {}
+  for stem, step in pairs(weights) do
+    local c = { step = step, path = dir .. "/" .. stem .. ".safetensors" }
+    if states[stem] then out[#out + 1] = c else partial[#partial + 1] = c end
+  end
+  for stem, step in pairs(states) do
+    if not weights[stem] then partial[#partial + 1] = { step = step, path = dir .. "/" .. stem .. ".safetensors" } end
   end
   table.sort(out, function(a, b) return a.step > b.step end)
-  return out
+  table.sort(partial, function(a, b) return a.step > b.step end)
+  return out, partial
+end
+
+--- Removes what a killed run leaves in its folder: temporary files of the atomic writes
+-- (NAME.tmp.PID) and training states without their weights (a kill between the two writes).
+-- Weights without a state (written by older versions, weights first) are kept: they are a
+-- usable model, though not a point to resume from.
+function T.clean(dir)
+  for _, e in ipairs(core.listdir(dir) or {}) do
+    if e.name:match("^ckpt%-%d+%.[%w.]-safetensors%.tmp%.%d+$") or e.name:match("^best%.safetensors%.tmp%.%d+$") then
+      os.remove(dir .. "/" .. e.name)
+    end
+  end
+  local _, partial = T.checkpoints(dir)
+  for _, c in ipairs(partial) do
+    if not core.isfile(c.path) then os.remove(state_path(c.path)) end
+  end
 end
 
 --- The config keys that make up the model's architecture (fixed on resume and --init), as a set:
@@ -64,14 +91,30 @@ Trainer.__index = Trainer
 function T.new(o)
   local sok, serr = check_sets(o.set)
   if not sok then return nil, serr end
+  if o.resume then
+    local complete, partial = T.checkpoints(o.out)
+    -- with --data and an empty folder, --resume starts the run; otherwise say what is missing
+    if not complete[1] and partial[1] then
+      local w, sp = partial[1].path:match("[^/]*$"), state_path(partial[1].path):match("[^/]*$")
+      if not core.isfile(partial[1].path) then w, sp = sp, w end
+      return nil, ("%s: no complete checkpoint to resume from (%s has no %s beside it)"):format(o.out, w, sp)
+    elseif not complete[1] and o.data == nil then
+      if not core.isdir(o.out) then return nil, o.out .. ": no such run folder to resume; give --data to start one" end
+      return nil, o.out .. ": no checkpoint to resume from; give --data to start a run there"
+    end
+  end
   if o.data == nil and o.resume then
     -- the dataset file the run was started with
     local ck = T.checkpoints(o.out)[1]
-    if not ck then return nil, o.out .. ": no checkpoint to resume from" end
     local st = require "musicvae.safetensors"
-    local _, meta = st.load((ck.path:gsub("%.safetensors$", ".state.safetensors")))
-    if type(meta) ~= "table" or not meta.data_path or meta.data_path == "" then
-      return nil, ck.path .. ": the training state does not name its dataset; give --data"
+    local _, meta = st.load(state_path(ck.path))
+    if type(meta) ~= "table" then return nil, meta end
+    if not meta.data_path or meta.data_path == "" then
+      return nil, state_path(ck.path) .. ": the training state does not name its dataset; give --data"
+    end
+    if not core.isfile(meta.data_path) then
+      return nil, ("%s: the run's dataset %s (named by its training state) is missing; give --data"):format(o.out,
+        meta.data_path)
     end
     o.data = meta.data_path
   end
@@ -89,10 +132,11 @@ function T.new(o)
   local tr = setmetatable({ ds = ds, data_path = data_path, out = o.out, log_fn = o.log, progress = o.progress, dist = o.dist,
     rank = o.dist and o.dist.rank() or 0, nranks = o.dist and o.dist.size() or 1 }, Trainer)
   local ckpts = T.checkpoints(o.out)
+  if tr.rank == 0 and (o.resume or #ckpts == 0 or o.force) then T.clean(o.out) end
   if o.resume and #ckpts > 0 then
     local m, merr = Model.load(ckpts[1].path)
     if not m then return nil, merr end
-    local meta, serr = m:load_state(ckpts[1].path:gsub("%.safetensors$", ".state.safetensors"))
+    local meta, serr = m:load_state(state_path(ckpts[1].path))
     if not meta then return nil, serr end
     tr.model, tr.cfg = m, m.config
     -- training settings may change on resume (--set sampling_rate=...); the architecture may not
@@ -330,20 +374,28 @@ function Trainer:checkpoint(keep)
   if self.rank ~= 0 then return "" end
   local name = ("%s/ckpt-%08d"):format(self.out, self.step)
   local meta = ckpt_meta(self)
-  local ok, err = self.model:save(name .. ".safetensors", { metadata = meta })
-  if not ok then return nil, err end
-  ok, err = self.model:save_state(name .. ".state.safetensors", { extra = {
+  -- the state first, the weights last: a kill or a full disk in between leaves no weights, so
+  -- the previous pair stays the newest complete one
+  local ok, err = self.model:save_state(name .. ".state.safetensors", { extra = {
     seed = tostring(self.seed), step = tostring(self.step), epoch = tostring(self.epoch),
     cursor = tostring(self.cursor), seconds = ("%.17g"):format(self.seconds),
     best_val_loss = self.best and ("%.17g"):format(self.best) or "",
     skipped = tostring(self.skipped), data_path = self.data_path or "",
     rng_z = hex(self.rng_z:state()), rng_sampling = hex(self.rng_s:state()), rng_dropout = hex(self.rng_d:state()),
   } })
-  if not ok then return nil, err end
+  if not ok then
+    os.remove(name .. ".state.safetensors")
+    return nil, err
+  end
+  ok, err = self.model:save(name .. ".safetensors", { metadata = meta })
+  if not ok then
+    os.remove(name .. ".state.safetensors")
+    return nil, err
+  end
   for i, c in ipairs(T.checkpoints(self.out)) do
     if i > (keep or 3) then
       os.remove(c.path)
-      os.remove((c.path:gsub("%.safetensors$", ".state.safetensors")))
+      os.remove(state_path(c.path))
     end
   end
   return name .. ".safetensors"
