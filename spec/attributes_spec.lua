@@ -242,3 +242,29 @@ describe("the shipped sampling model's vectors", function()
     for _, s in ipairs { "rock", "funk", "jazz", "latin", "afrobeat" } do assert.is_table(m.vectors.styles[s], s) end
   end)
 end)
+
+describe("default models per command", function()
+  local models = require "musicvae.models"
+  it("encoding commands use the reconstruction model, sample the sampling model; --model and $MUSICVAE_MODEL win", function()
+    assert.equal("gmd-4bar-small", models.default_for("sample"))
+    for _, c in ipairs { "reconstruct", "interpolate", "similar", "shift" } do
+      assert.equal("gmd-4bar-hikl", models.default_for(c), c)
+    end
+    local midi = H.shell_quote(H.root .. "/spec/fixtures/midi/rock-8bars-120.mid")
+    local dir = H.tmpdir()
+    local function sidecar_model(cmd, env)
+      local out, err, code = H.cli(cmd .. " -q --force -o " .. H.shell_quote(dir), env)
+      assert.equal(0, code, err)
+      local mid = out:match("([^\n]+%.mid)\n")
+      return require("musicvae.json").decode(H.readfile((mid:gsub("%.mid$", ".json")))).model
+    end
+    assert.matches("gmd%-4bar%-hikl%.safetensors$", sidecar_model("reconstruct --bar 1 " .. midi))
+    assert.matches("gmd%-4bar%-hikl%.safetensors$", sidecar_model("similar --bar 1 -n 1 --seed 1 " .. midi))
+    assert.matches("gmd%-4bar%-small%.safetensors$", sidecar_model("sample -n 1 --seed 1"))
+    assert.matches("gmd%-4bar%-small%.safetensors$",
+      sidecar_model("reconstruct --bar 1 " .. midi, { MUSICVAE_MODEL = "gmd-4bar-small" }))
+    assert.matches("gmd%-4bar%-small%.safetensors$",
+      sidecar_model("reconstruct --model gmd-4bar-small --bar 1 " .. midi, { MUSICVAE_MODEL = "gmd-4bar-hikl" }))
+    H.rmtree(dir)
+  end)
+end)

@@ -195,7 +195,7 @@ function A.from_file(t, meta, Z)
       local v = x:totable()
       for d = 1, Z do
         if v[d] ~= v[d] or v[d] == math.huge or v[d] == -math.huge then
-          return nil, ("vector %s holds a non-finite number"):format(name)
+          return nil, ("vector %s holds a NaN or infinite number"):format(name)
         end
       end
       vec[kind][key] = v

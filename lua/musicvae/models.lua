@@ -9,7 +9,12 @@ M.DEFAULT = "gmd-4bar-small"
 
 --- Commands whose default is not M.DEFAULT: those that encode a user's own pattern use the
 -- reconstruction (high-KL) model, which gives a beat back; sampling keeps the low-KL model.
-M.COMMAND_DEFAULTS = {}
+M.COMMAND_DEFAULTS = {
+  reconstruct = "gmd-4bar-hikl",
+  interpolate = "gmd-4bar-hikl",
+  similar = "gmd-4bar-hikl",
+  shift = "gmd-4bar-hikl",
+}
 
 --- M.default_for(command) -> the model name a command uses when neither --model nor
 -- $MUSICVAE_MODEL names one.
