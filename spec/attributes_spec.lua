@@ -141,17 +141,22 @@ describe("attribute vectors", function()
   end)
 end)
 
+-- Prepares the MIDI fixtures into dir/d.mvd with an info.csv giving file i the style style_of(i).
+local function styled_fixtures(dir, style_of)
+  local files = {}
+  for f in io.popen("ls " .. H.shell_quote(H.root .. "/spec/fixtures/midi")):lines() do
+    if f:match("%.mid$") then files[#files + 1] = f end
+  end
+  local csv = { "midi_filename,style,split" }
+  for i, f in ipairs(files) do csv[#csv + 1] = ("%s,%s,train"):format(f, style_of(i)) end
+  H.writefile(dir .. "/info.csv", table.concat(csv, "\n") .. "\n")
+  return assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", dir .. "/d.mvd", { info = dir .. "/info.csv" }))
+end
+
 describe("prepare", function()
   it("records each window's primary style from info.csv", function()
     local dir = H.tmpdir()
-    local files = {}
-    for f in io.popen("ls " .. H.shell_quote(H.root .. "/spec/fixtures/midi")):lines() do
-      if f:match("%.mid$") then files[#files + 1] = f end
-    end
-    local csv = { "midi_filename,style,split" }
-    for i, f in ipairs(files) do csv[#csv + 1] = ("%s,%s,train"):format(f, i % 2 == 0 and "jazz/funk" or "rock") end
-    H.writefile(dir .. "/info.csv", table.concat(csv, "\n") .. "\n")
-    local rep = assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", dir .. "/d.mvd", { info = dir .. "/info.csv" }))
+    local rep = styled_fixtures(dir, function(i) return i % 2 == 0 and "jazz/funk" or "rock" end)
     local ds = assert(mv.data.load(dir .. "/d.mvd"))
     local st = ds:styles("train")
     assert.equal(ds:size("train"), #st)
@@ -167,14 +172,7 @@ end)
 describe("the attributes and shift commands", function()
   it("write, list and use a model's vectors, with one-line errors", function()
     local dir = H.tmpdir()
-    local files = {}
-    for f in io.popen("ls " .. H.shell_quote(H.root .. "/spec/fixtures/midi")):lines() do
-      if f:match("%.mid$") then files[#files + 1] = f end
-    end
-    local csv = { "midi_filename,style,split" }
-    for _, f in ipairs(files) do csv[#csv + 1] = ("%s,rock,train"):format(f) end
-    H.writefile(dir .. "/info.csv", table.concat(csv, "\n") .. "\n")
-    assert(mv.data.prepare(H.root .. "/spec/fixtures/midi", dir .. "/d.mvd", { info = dir .. "/info.csv" }))
+    styled_fixtures(dir, function() return "rock" end)
     local model = dir .. "/tiny.safetensors"
     assert(mv.Model.new("tiny", 1):save(model))
     local q = H.shell_quote

@@ -97,12 +97,7 @@ function A.compute(model, labels, o)
   local Z, spb = model.config.z, model.config.steps_per_bar
   local rows = rows_of(labels)
   local mu = A.encode_rows(model, labels)
-  local vals = {}
-  for _, name in ipairs(F.ATTRIBUTES) do vals[name] = {} end
-  for i, r in ipairs(rows) do
-    local a = F.attributes(r, spb)
-    for _, name in ipairs(F.ATTRIBUTES) do vals[name][i] = a[name] end
-  end
+  local vals = F.columns(rows, spb, F.attributes, F.ATTRIBUTES)
   local vec = { attributes = {}, styles = {} }
   local info = { attributes = {}, styles = {}, windows = n, source = o.source, quartile = 0.25,
     created_by = "musicvae " .. core._VERSION }
@@ -288,15 +283,7 @@ local function z_tensor(mu, off, amount)
   return z
 end
 
-local function attr_table(rows, spb)
-  local out = {}
-  for _, name in ipairs(F.ATTRIBUTES) do out[name] = {} end
-  for i, r in ipairs(rows) do
-    local a = F.attributes(r, spb)
-    for _, name in ipairs(F.ATTRIBUTES) do out[name][i] = a[name] end
-  end
-  return out
-end
+local function attr_table(rows, spb) return F.columns(rows, spb, F.attributes, F.ATTRIBUTES) end
 
 local function sd_of(xs)
   local m, v = 0, 0

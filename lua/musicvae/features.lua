@@ -176,4 +176,16 @@ function F.attributes(labels, spb)
   return out
 end
 
+--- F.columns(rows, spb, fn, names) -> {name = {value of row 1, row 2, ...}}: fn (F.features or
+-- F.attributes) applied to every row, one column per name.
+function F.columns(rows, spb, fn, names)
+  local out = {}
+  for _, name in ipairs(names) do out[name] = {} end
+  for i, r in ipairs(rows) do
+    local v = fn(r, spb)
+    for _, name in ipairs(names) do out[name][i] = v[name] end
+  end
+  return out
+end
+
 return F

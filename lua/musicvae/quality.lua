@@ -253,15 +253,7 @@ end
 
 -- The report's parts --------------------------------------------------------------------
 
-local function feature_sets(rows, spb)
-  local sets = {}
-  for _, name in ipairs(F.FEATURES) do sets[name] = {} end
-  for i, r in ipairs(rows) do
-    local f = F.features(r, spb)
-    for _, name in ipairs(F.FEATURES) do sets[name][i] = f[name] end
-  end
-  return sets
-end
+local function feature_sets(rows, spb) return F.columns(rows, spb, F.features, F.FEATURES) end
 Q.feature_sets = feature_sets
 
 --- Q.realism(ref_rows, {name = rows, ...}, spb, rng) -> {features = {feature = {set = {oa, kl}}}, mean = {set = {oa, kl}}}
