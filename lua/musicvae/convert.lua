@@ -196,7 +196,7 @@ function C.install(M)
   M.register {
     name = "convert",
     summary = "convert a magenta.js checkpoint folder into a model file",
-    usage = "musicvae convert DIR -o OUT.safetensors [--f16]",
+    usage = "convert DIR -o OUT.safetensors [--f16]",
     options = { { name = "--output", short = "-o", arg = "FILE.safetensors", help = "the model file to write" },
       { name = "--f16", type = "flag", help = "write float16 weights (the shipped form)" } },
     min_args = 1, max_args = 1,
