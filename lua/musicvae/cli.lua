@@ -1134,6 +1134,7 @@ M.register {
 }
 
 require("musicvae.cli_audio").install(M)
+require("musicvae.convert").install(M)
 
 local function main_help(out)
   out:write("usage: musicvae <command> [options]\n\n")
