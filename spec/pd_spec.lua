@@ -282,6 +282,44 @@ describe("pd object mvdrums (fake pd)", function()
     assert.same({}, fake.errors)
   end)
 
+  it("attr and style shift the next patterns by the model's vectors; unknown names go to the console", function()
+    local A = require "musicvae.attributes"
+    local r = mv.rng(3, "pd-spec")
+    local rows = {}
+    for i = 1, 24 do
+      rows[i] = {}
+      for s = 1, 64 do rows[i][s] = r:uniform() < (i % 6 + 1) / 8 and (1 | (s % 2 == 0 and 4 or 0)) or 0 end
+    end
+    local styles = {}
+    for i = 1, 24 do styles[i] = i % 2 == 0 and "funk" or "rock" end
+    local saved = A.MIN_STYLE_WINDOWS
+    A.MIN_STYLE_WINDOWS = 4
+    local vec = A.compute(model, mv.tensor(rows), { styles = styles })
+    A.MIN_STYLE_WINDOWS = saved
+    local vpath = dir .. "/tiny-vec.safetensors"
+    assert(A.write(path, vpath, vec))
+    local vm = assert(mv.Model.load(vpath))
+    local scls, fake = load_object()
+    local o = create(scls, { vpath, 1 }, stepping_clock())
+    while not o.current do tick(o) end
+    send(o, "attr", "density", 2)
+    local want = vm:sample { n = 1, seed = 1, first_index = 2, temperature = 0.5, attributes = { density = 2 } }[1]
+    assert.same(want.labels, next_pattern(o))
+    send(o, "style", "funk")
+    want = vm:sample { n = 1, seed = 1, first_index = 3, temperature = 0.5, attributes = { density = 2 },
+      style = "funk" }[1]
+    assert.same(want.labels, next_pattern(o))
+    local n = #fake.errors
+    send(o, "attr", "densty", 1)
+    assert.matches("mvdrums: attr: unknown attribute 'densty'; this model has: ", fake.errors[n + 1])
+    send(o, "style", "polka")
+    assert.matches("mvdrums: style: unknown style 'polka'", fake.errors[n + 2])
+    send(o, "attr", "density", 0 / 0)
+    assert.matches("finite amount", fake.errors[n + 3])
+    assert.same({ density = 2 }, o.attrs) -- a refused message changes nothing
+    assert.equal("funk", o.style)
+  end)
+
   it("errors go to the console and never raise: bad model, bad messages, a broken generator", function()
     local ecls, fake = load_object()
     local o = create(ecls, { "no-such-model", 1 }, stepping_clock())

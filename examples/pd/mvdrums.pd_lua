@@ -14,6 +14,10 @@
     model NAME         load another model (blocks Pd while it loads: tens of ms), same pattern index
     vary AMOUNT        a variation of the playing pattern: z = mu + AMOUNT * eps (encoding it blocks
                        for a few ms)
+    attr NAME AMOUNT   from the next pattern on, shift z by AMOUNT times the model's attribute
+                       vector NAME (density, kick, syncopation16, ...; 0 removes it)
+    style NAME         from the next pattern on, shift z by the model's style vector NAME
+                       (funk, jazz, ...); "style" alone or "style none" removes it
     reset              the next tick plays step 1 of the pattern
 
   Outlets 1-9: the velocity of each hit per instrument (kick, snare, closed hi-hat, open hi-hat,
@@ -131,10 +135,12 @@ function mvdrums:prepare(index)
   self:drop_ahead()
   if not self.model then error("no model loaded (send: model NAME)", 0) end
   if self.groove then
-    local p = self.model:sample { n = 1, seed = self.seed, first_index = index, temperature = self.temperature }[1]
+    local p = self.model:sample { n = 1, seed = self.seed, first_index = index, temperature = self.temperature,
+      attributes = self:shift_attributes(), style = self.style }[1]
     self.ahead = groove_take(p, index)
   else
-    local g = self.model:generator { seed = self.seed, index = index, temperature = self.temperature, clock = self.clock }
+    local g = self.model:generator { seed = self.seed, index = index, temperature = self.temperature, clock = self.clock,
+      attributes = self:shift_attributes(), style = self.style }
     self.ahead = { gen = g, index = index }
   end
 end
@@ -291,6 +297,47 @@ function mvdrums:in_1_vary(atoms)
     end
     self:drop_ahead()
     self.ahead, self.want = ahead, true
+  end)
+end
+
+--- The attribute amounts in force (nil when none).
+function mvdrums:shift_attributes()
+  return self.attrs and next(self.attrs) and self.attrs or nil
+end
+
+-- Checks a shift against the model's vectors (the library's error names what the model has).
+function mvdrums:check_shift(attrs, style)
+  if not self.model then error("no model loaded (send: model NAME)", 0) end
+  local ok, err = pcall(require("musicvae.attributes").offset, self.model,
+    { attributes = attrs and next(attrs) and attrs or nil, style = style })
+  if not ok then error(err, 0) end
+end
+
+function mvdrums:in_1_attr(atoms)
+  guard(self, "attr", function()
+    local name, amount = atoms[1], atoms[2]
+    if type(name) ~= "string" or type(amount) ~= "number" or amount ~= amount or math.abs(amount) == math.huge then
+      error("attr needs a name and a finite amount (attr density 1)", 0)
+    end
+    local attrs = {}
+    for k, v in pairs(self.attrs or {}) do attrs[k] = v end
+    attrs[name] = amount ~= 0 and amount or nil
+    self:check_shift(attrs, self.style)
+    self.attrs = attrs
+    self:prepare((self.current and self.current.index or 0) + 1)
+    self.want = true
+  end)
+end
+
+function mvdrums:in_1_style(atoms)
+  guard(self, "style", function()
+    local name = atoms[1]
+    if name ~= nil and type(name) ~= "string" then error("style needs a name (style funk), or none", 0) end
+    if name == "none" then name = nil end
+    self:check_shift(self.attrs, name)
+    self.style = name
+    self:prepare((self.current and self.current.index or 0) + 1)
+    self.want = true
   end)
 end
 
