@@ -1,8 +1,8 @@
 -- Hostile inputs (issue 16): each case of tools/hostile_cases.lua read in its own child process,
 -- printed as one JSON line: {impl, what = "hostile", case, bytes, seconds, peak_rss_mb, outcome,
--- target_s = 1, target_mb = 300}. seconds covers the read (and labels for MIDI), not making the
--- file; peak_rss_mb is the child's VmHWM (the whole process: Lua and the module included, see the
--- "baseline" case).
+-- target_s = 1, target_mb = 300}. seconds covers the read (and labels for MIDI; for audio, the
+-- render call with its SoundFont loading), not making the file; peak_rss_mb is the child's VmHWM
+-- (the whole process: Lua and the module included, see the "baseline" case).
 --   lua5.4 bench/hostile.lua [--only NAME]
 -- Run from the project root after scripts/setup (MUSICVAE_BUILD picks another build folder).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -21,6 +21,8 @@ local CASES = {
   { "midi_65535_empty_tracks", "midi", function() return C.midi.many_tracks(65535) end },
   { "midi_50k_tempo_changes", "midi", function() return C.midi.many_tempos(50000) end },
   { "midi_past_event_limit", "midi", function() return C.midi.many_events((1 << 21) + 1) end },
+  { "audio_render_huge_delta_37_bytes", "audio", C.midi.huge_delta },
+  { "audio_render_notes_past_an_hour", "audio", function() return C.midi.long_silence(3602) end },
   { "safetensors_100k_tensors", "safetensors", function() return C.safetensors.many_tensors(100000) end },
   { "safetensors_200k_metadata_keys", "safetensors", function() return C.safetensors.many_metadata(200000) end },
   { "safetensors_duplicate_after_100k", "safetensors", function() return C.safetensors.duplicate_last(100000) end },
@@ -38,6 +40,8 @@ if kind == "midi" then
   ok, err = mv.midi.read(path)
   if ok then ok, err = mv.midi.labels(path) end
   if ok then ok = require("musicvae.data").file_windows(path, {}) end
+elseif kind == "audio" then
+  ok, err = mv.audio.render(path) -- refused before the samples are allocated
 else
   ok, err = mv.safetensors.load(path)
 end

@@ -161,6 +161,16 @@ int mv_audio_midi_events(mv_note_event **out, int64_t *n, double *length, int64_
   if (!(qpm >= 0) || !isfinite(qpm)) return mv_seterr(err, MV_EINVAL, "midi: qpm must be positive (or 0)");
   double scale = 1.0;
   if (qpm > 0) scale = (m->ntempos > 0 ? m->tempos[0].qpm : 120.0) / qpm;
+  /* one loop: the last note's end, rounded up to a whole bar of the first meter; bounded
+   * before the events are copied (and long before the render allocates per frame) */
+  int num = m->ntimesigs > 0 ? m->timesigs[0].numerator : 4;
+  int den = m->ntimesigs > 0 ? m->timesigs[0].denominator : 4;
+  int64_t bar = den > 0 ? (int64_t)m->ppq * 4 * num / den : 0;
+  int64_t end = m->end_tick;
+  if (bar > 0 && end % bar != 0) end += bar - end % bar;
+  double len = mv_midi_seconds(m, end) * scale;
+  if (!(len <= MV_AUDIO_MAX_SECONDS))
+    return mv_seterr(err, MV_ERANGE, "the notes last %.0f s; a render is at most %.0f s", len, MV_AUDIO_MAX_SECONDS);
   int64_t keep = 0;
   for (int64_t i = 0; i < m->nnotes; i++) keep += channel < 0 || m->notes[i].channel == channel;
   int rc = events_alloc(out, keep, err);
@@ -177,13 +187,7 @@ int mv_audio_midi_events(mv_note_event **out, int64_t *n, double *length, int64_
   }
   *n = k;
   *left_out = m->nnotes - keep;
-  /* one loop: the last note's end, rounded up to a whole bar of the first meter */
-  int num = m->ntimesigs > 0 ? m->timesigs[0].numerator : 4;
-  int den = m->ntimesigs > 0 ? m->timesigs[0].denominator : 4;
-  int64_t bar = den > 0 ? (int64_t)m->ppq * 4 * num / den : 0;
-  int64_t end = m->end_tick;
-  if (bar > 0 && end % bar != 0) end += bar - end % bar;
-  *length = mv_midi_seconds(m, end) * scale;
+  *length = len;
   return MV_OK;
 }
 
@@ -195,6 +199,19 @@ int64_t mv_render_frames(double rate, const mv_render_opts *o) {
   double sec = o->length * o->loops + o->tail;
   if (!isfinite(sec) || sec * rate > 2147483647.0 * 64) return -1;
   return (int64_t)llround(sec * rate);
+}
+
+int mv_render_check(const mv_render_opts *o, int64_t n, mv_err *err) {
+  if (!o || n < 0 || o->loops < 0 || !(o->length >= 0) || !(o->tail >= 0))
+    return mv_seterr(err, MV_EINVAL, "render: bad length, loops or tail");
+  if (n > 0 && (uint64_t)n * (uint64_t)o->loops > MV_AUDIO_MAX_PLAYS)
+    return mv_seterr(err, MV_ERANGE, "render: %lld notes x %d loops is past the limit of %d notes a render",
+                     (long long)n, o->loops, MV_AUDIO_MAX_PLAYS);
+  double sec = o->length * o->loops + o->tail;
+  if (!(sec <= MV_AUDIO_MAX_SECONDS))
+    return mv_seterr(err, MV_ERANGE, "render: %.1f s of audio (%d x %.1f s + %.1f s tail) is past the limit of %.0f s",
+                     sec, o->loops, o->length, o->tail, MV_AUDIO_MAX_SECONDS);
+  return MV_OK;
 }
 
 #ifdef MV_HAVE_FLUIDSYNTH
@@ -473,9 +490,9 @@ int mv_synth_render(mv_synth *s, float *out, int64_t frames, const mv_note_event
   if (want < 0) return mv_seterr(err, MV_EINVAL, "render: length, loops and tail must be finite and >= 0");
   if (want != frames) return mv_seterr(err, MV_ESHAPE, "render: the buffer holds %lld frames, the render is %lld",
                                        (long long)frames, (long long)want);
+  int rc = mv_render_check(o, n, err);
+  if (rc) return rc;
   int64_t loops = o->loops;
-  if (n > 0 && loops > 0 && (uint64_t)n * (uint64_t)loops > (SIZE_MAX / sizeof(sched_ev)) / 2)
-    return mv_seterr(err, MV_ENOMEM, "render: too many notes");
   size_t nev = (size_t)(2 * n * loops);
   sched_ev *q = malloc((nev ? nev : 1) * sizeof *q);
   if (!q) return mv_seterr(err, MV_ENOMEM, "out of memory");

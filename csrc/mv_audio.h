@@ -51,9 +51,18 @@ typedef struct mv_audio_pattern {
  * sounds one step long; an early hit before time 0 starts at 0 (as midi.write). */
 int mv_audio_pattern_events(mv_note_event **out, int64_t *n, double *length, const mv_audio_pattern *p,
                             mv_err *err);
+/* A render (loops * length + tail) is at most an hour: its samples are held in memory (1.3 GB
+ * of stereo float at 44.1 kHz). A MIDI file whose notes end later, or a longer render, is
+ * refused with a one-line error before anything is allocated for it. */
+#define MV_AUDIO_MAX_SECONDS 3600.0
+/* Notes played in one render (notes * loops), each scheduled twice (on, off) before it starts
+ * (128 MB of schedule at the limit); as many notes as the MIDI reader keeps from one file. */
+#define MV_AUDIO_MAX_PLAYS (1 << 21)
+
 /* The notes on channel (0-15, or -1 for all) of a MIDI file; *left_out counts the notes on
  * other channels. Length: the last note's end rounded up to a whole bar of the first meter.
- * qpm > 0 plays the file at that tempo (times scaled by its first tempo / qpm). */
+ * qpm > 0 plays the file at that tempo (times scaled by its first tempo / qpm). A length
+ * past MV_AUDIO_MAX_SECONDS is MV_ERANGE (a hostile file: one note after hours of silence). */
 int mv_audio_midi_events(mv_note_event **out, int64_t *n, double *length, int64_t *left_out, const mv_midi *m,
                          int channel, double qpm, mv_err *err);
 
@@ -82,6 +91,10 @@ typedef struct mv_render_opts {
 
 /* Frames of a render at rate, or -1 for bad options. */
 int64_t mv_render_frames(double rate, const mv_render_opts *o);
+/* MV_OK, or MV_ERANGE when a render of n notes is past MV_AUDIO_MAX_SECONDS (loops * length +
+ * tail) or MV_AUDIO_MAX_PLAYS (n * loops), MV_EINVAL for bad options: call it before allocating
+ * mv_render_frames' buffer (mv_synth_render checks it too). */
+int mv_render_check(const mv_render_opts *o, int64_t n, mv_err *err);
 /* Renders into out: [frames * 2] interleaved stereo float32; frames must equal
  * mv_render_frames(rate, o). Every render starts from silence. */
 int mv_synth_render(mv_synth *s, float *out, int64_t frames, const mv_note_event *ev, int64_t n,

@@ -99,6 +99,48 @@ describe("MIDI: the quantized step count is bounded", function()
   end)
 end)
 
+describe("audio: a render's length is bounded", function()
+  local audio = require "musicvae.audio"
+  local available, why = audio.available()
+  if available and not audio.find_soundfont() then available, why = false, "no SoundFont (fluid-soundfont-gm)" end
+
+  it("exposes its documented limits", function()
+    assert.equal(3600, audio.MAX_SECONDS)
+    assert.equal(1 << 21, audio.MAX_PLAYS)
+  end)
+
+  it("refuses the issue's 37-byte file and a note just past an hour, before allocating the samples", function()
+    if not available then return pending("audio not available: " .. tostring(why)) end
+    for name, bytes in pairs { huge_delta = C.midi.huge_delta(), long_silence = C.midi.long_silence(audio.MAX_SECONDS + 2) } do
+      with_file(bytes, ".mid", function(p)
+        local _, err, code, mb = child(([[
+          local s, e = require("musicvae").audio.render(%q)
+          assert(s == nil and e:find("the notes last %%d+ s; a render is at most 3600 s$"), e)
+          assert(not e:find("\n"), e)
+        ]]):format(p))
+        assert.equal(0, code, name .. ": " .. err)
+        assert.is_true(mb < 300, name .. ": " .. mb .. " MB")
+        local wav = p:gsub("%.mid$", ".wav")
+        local out, cerr, ccode = H.cli("render " .. H.shell_quote(p) .. " -o " .. H.shell_quote(wav))
+        assert.equal(1, ccode, name)
+        assert.equal("", out, name)
+        assert.truthy(cerr:match("^musicvae: [^\n]*case%.mid: the notes last %d+ s; a render is at most 3600 s\n$"),
+          name .. ": " .. cerr)
+        assert.is_nil(io.open(wav), name .. ": wrote " .. wav)
+      end)
+    end
+  end)
+
+  it("refuses loops x length + tail past the limit with one line (a pattern too)", function()
+    if not available then return pending("audio not available: " .. tostring(why)) end
+    local mv = require "musicvae"
+    local p = mv.pattern { labels = { 1, 0, 0, 0 }, bars = 1, steps_per_bar = 4, qpm = 120 } -- 2 s a loop
+    local s, e = mv.audio.render(p, { loops = 1800, tail = 0.5 })
+    assert.is_nil(s)
+    assert.equal("render: 3600.5 s of audio (1800 x 2.0 s + 0.5 s tail) is past the limit of 3600 s", e)
+  end)
+end)
+
 describe("non-finite numbers", function()
   local mv = require "musicvae"
   local model_path = H.root .. "/models/gmd-4bar-small.safetensors"

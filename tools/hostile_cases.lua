@@ -28,6 +28,13 @@ function C.midi.past_step_limit(limit)
   return B.header(0, 1, 4) .. B.track(note(0, limit + 1) .. B.eot())
 end
 
+-- One kick whose note ends `seconds` into the file (ppq 4 at the default 120 qpm: 8 ticks a
+-- second; a whole number of bars when seconds is even): the audio renderer's length.
+function C.midi.long_silence(seconds)
+  local ticks = math.floor(seconds * 8)
+  return B.header(0, 1, 4) .. B.track(note(ticks - 1, 1) .. B.eot())
+end
+
 -- 100k drum notes, one per 16th (1.2 MB).
 function C.midi.many_notes(n)
   n = n or 100000

@@ -7,6 +7,7 @@
  *             loops, tail
  *   s:render_midi(path, opts) -> tensor, length, notes_left_out; or nil, err
  *       opts: channel (0-15, -1 = all), qpm (0 = the file's), loops, tail
+ *   (both render nil, err past core.AUDIO_MAX_SECONDS of audio or core.AUDIO_MAX_PLAYS notes x loops)
  *   s:info() -> {rate, preset, bank, program};  s:set_gain(g);  s:close()
  *   core.audio_write(path, samples [frames, channels], rate[, bits]) -> true, or nil, err
  * Bad arguments raise; missing libraries, files and bad data return nil, err. */
@@ -99,14 +100,18 @@ static mv_note_event *anchor_events(lua_State *L, mv_note_event *ev, int64_t n) 
   return copy;
 }
 
-/* renders and leaves the tensor on the stack; raises only for bad arguments */
+/* renders and leaves the tensor on the stack; raises only for bad arguments; a render past
+ * the limits (MV_AUDIO_MAX_SECONDS, MV_AUDIO_MAX_PLAYS) is nil, err before it is allocated */
 static int render(lua_State *L, mv_synth *s, const mv_note_event *ev, int64_t n, const mv_render_opts *r) {
+  mv_err err;
+  int rc = mv_render_check(r, n, &err);
+  if (rc == MV_EINVAL) return mvl_raise(L, &err);
+  if (rc) return mvl_fail(L, &err);
   int64_t frames = mv_render_frames(mv_synth_rate(s), r);
   if (frames < 0) return luaL_error(L, "render: bad length, loops or tail");
   int64_t size[2] = {frames, 2};
   mvl_tensor *t = mvl_newtensor(L, 2, size);
-  mv_err err;
-  int rc = mv_synth_render(s, t->t.data, frames, ev, n, r, &err);
+  rc = mv_synth_render(s, t->t.data, frames, ev, n, r, &err);
   if (rc == MV_EINVAL || rc == MV_ESHAPE) return mvl_raise(L, &err);
   if (rc) return mvl_fail(L, &err);
   return 1;
@@ -189,7 +194,11 @@ static int s_render_midi(lua_State *L) {
   int64_t n, left;
   int rc = mv_audio_midi_events(&ev, &n, &r.length, &left, m, (int)ch, qpm, &err);
   mv_midi_free(m);
-  if (rc) return mvl_fail(L, &err);
+  if (rc) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, err.msg);
+    return 2;
+  }
   mv_note_event *evs = anchor_events(L, ev, n);
   int got = render(L, s, evs, n, &r);
   if (got != 1) return got;
@@ -253,4 +262,8 @@ void mvl_audio_open(lua_State *L) {
   mv_audio_init(); /* FluidSynth's log handler, once per process */
   mvl_newclass(L, MVL_SYNTH_MT, methods, s_gc);
   luaL_setfuncs(L, functions, 0);
+  lua_pushnumber(L, MV_AUDIO_MAX_SECONDS);
+  lua_setfield(L, -2, "AUDIO_MAX_SECONDS");
+  lua_pushinteger(L, MV_AUDIO_MAX_PLAYS);
+  lua_setfield(L, -2, "AUDIO_MAX_PLAYS");
 }

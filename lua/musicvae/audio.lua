@@ -15,6 +15,10 @@ M.DEBIAN_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 M.RATE = 44100
 M.GAIN = 0.5 -- FluidSynth's master gain (its own default 0.2): kick + snare at velocity 127 peak near 0.45
 M.TAIL = 1.0
+-- a render is at most an hour (its samples are held in memory) and plays at most this many
+-- notes x loops; past either, render returns nil and a one-line error before allocating
+M.MAX_SECONDS = core.AUDIO_MAX_SECONDS
+M.MAX_PLAYS = core.AUDIO_MAX_PLAYS
 
 --- M.available() -> true, or false and what to install
 function M.available()

@@ -81,11 +81,48 @@ int main(void) {
   mv_midi_free(m);
   unlink(path);
 
+  /* a file whose notes end exactly an hour in is read; a note one tick later (rounded up to
+   * the next bar: 3602 s) is refused before its events are copied */
+  {
+    mv_midi_wnote far[1] = {{3600 * 960 - 120, 120, 36, 100}}; /* 480 ppq at 120 qpm: 960 ticks a second */
+    CHECK(mv_midi_write(path, &wo, far, 1, &err) == MV_OK);
+    CHECK(mv_midi_read(&m, path, &err) == MV_OK);
+    CHECK(mv_audio_midi_events(&ev, &n, &len, &left, m, 9, 0, &err) == MV_OK);
+    CHECK(n == 1);
+    CHECK_NEAR(len, MV_AUDIO_MAX_SECONDS, 1e-6);
+    free(ev);
+    mv_midi_free(m);
+    far[0].tick += 1;
+    CHECK(mv_midi_write(path, &wo, far, 1, &err) == MV_OK);
+    CHECK(mv_midi_read(&m, path, &err) == MV_OK);
+    CHECK(mv_audio_midi_events(&ev, &n, &len, &left, m, 9, 0, &err) == MV_ERANGE);
+    CHECK(ev == NULL && n == 0);
+    CHECK(strstr(err.msg, "the notes last 3602 s; a render is at most 3600 s") != NULL);
+    /* the same file played at twice its tempo lasts 1801 s */
+    CHECK(mv_audio_midi_events(&ev, &n, &len, &left, m, 9, 240, &err) == MV_OK);
+    CHECK_NEAR(len, 1801, 1e-6);
+    free(ev);
+    mv_midi_free(m);
+    unlink(path);
+  }
+
   /* lengths */
   mv_render_opts ro = {8.0, 2, 1.0};
   CHECK(mv_render_frames(44100, &ro) == 17 * 44100);
+  CHECK(mv_render_check(&ro, 10, &err) == MV_OK);
   ro.loops = -1;
   CHECK(mv_render_frames(44100, &ro) == -1);
+  CHECK(mv_render_check(&ro, 10, &err) == MV_EINVAL);
+  /* the render limit: loops * length + tail, and notes * loops */
+  mv_render_opts hour = {3599.0, 1, 1.0};
+  CHECK(mv_render_check(&hour, 1, &err) == MV_OK);
+  hour.tail = 1.5;
+  CHECK(mv_render_check(&hour, 1, &err) == MV_ERANGE);
+  CHECK(strstr(err.msg, "past the limit of 3600 s") != NULL);
+  mv_render_opts many = {0.01, 4, 0.0};
+  CHECK(mv_render_check(&many, MV_AUDIO_MAX_PLAYS / 4, &err) == MV_OK);
+  CHECK(mv_render_check(&many, MV_AUDIO_MAX_PLAYS / 4 + 1, &err) == MV_ERANGE);
+  CHECK(strstr(err.msg, "notes x 4 loops") != NULL);
 
   if (!mv_audio_have_synth()) {
     mv_synth *s;
