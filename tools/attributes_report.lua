@@ -20,14 +20,14 @@ local t0 = core.clock()
 local val = ds.splits.validation.labels
 local idx = Q.choose(val:size(1), nwin, core.rng(1, "attributes-report"))
 local rows = {}
-local all_rows = A.rows_of(val)
+local all_rows = Q.rows(val)
 for i, k in ipairs(idx) do rows[i] = all_rows[k] end
 local rep = A.measure(m, Q.tensor(rows))
 io.stderr:write(("attribute table: %d windows, %.1f s\n"):format(rep.windows, core.clock() - t0))
 local style
 if m.vectors and next(m.vectors.styles) then
   local t1 = core.clock()
-  style = A.style_eval(m, { rows = A.rows_of(ds.splits.train.labels), styles = ds:styles("train") },
+  style = A.style_eval(m, { rows = Q.rows(ds.splits.train.labels), styles = ds:styles("train") },
     { rows = all_rows, styles = ds:styles("validation") }, { n = nsamp, seed = 1 })
   io.stderr:write(("style report: %.1f s\n"):format(core.clock() - t1))
 end

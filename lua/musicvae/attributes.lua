@@ -22,18 +22,8 @@ A.MIN_STYLE_WINDOWS = 40
 --- Encoding batch (bounds the encoder's activation memory).
 A.BATCH = 512
 
-local function rows_of(t)
-  local n, L = t:size(1), t:size(2)
-  local flat = t:contiguous():view(-1):totable()
-  local rows = {}
-  for i = 1, n do
-    local r = {}
-    for s = 1, L do r[s] = math.tointeger(flat[(i - 1) * L + s]) end
-    rows[i] = r
-  end
-  return rows
-end
-A.rows_of = rows_of
+-- musicvae.quality's helpers (required when measuring, not when a model loads its vectors)
+local function Q() return require "musicvae.quality" end
 
 --- A.encode_rows(model, labels [n, T]) -> mu as an array of n arrays of z numbers
 function A.encode_rows(model, labels)
@@ -95,7 +85,7 @@ function A.compute(model, labels, o)
   local n = labels:size(1)
   if n < 8 then error("attribute vectors need at least 8 windows", 2) end
   local Z, spb = model.config.z, model.config.steps_per_bar
-  local rows = rows_of(labels)
+  local rows = Q().rows(labels)
   local mu = A.encode_rows(model, labels)
   local vals = F.columns(rows, spb, F.attributes, F.ATTRIBUTES)
   local vec = { attributes = {}, styles = {} }
@@ -269,10 +259,6 @@ end
 
 -- Measuring the vectors (docs/process.md) ---------------------------------------------------
 
-local function decode_rows(model, z)
-  return rows_of(model.vae:decode(z:contiguous(), { temperature = 0 }))
-end
-
 local function z_tensor(mu, off, amount)
   local n, Z = #mu, #mu[1]
   local z = core.zeros(n, Z)
@@ -285,13 +271,6 @@ end
 
 local function attr_table(rows, spb) return F.columns(rows, spb, F.attributes, F.ATTRIBUTES) end
 
-local function sd_of(xs)
-  local m, v = 0, 0
-  for _, x in ipairs(xs) do m = m + x / #xs end
-  for _, x in ipairs(xs) do v = v + (x - m) ^ 2 / math.max(1, #xs - 1) end
-  return math.sqrt(v)
-end
-
 --- A.measure(model, labels [n, T], {amounts = {-2, -1, 1, 2}}) -> report: for each of the model's
 -- attribute vectors and amounts, the mean change of every attribute against the reconstruction at
 -- amount 0, in standard deviations of that attribute over the input windows; and per vector the
@@ -303,11 +282,12 @@ function A.measure(model, labels, o)
   if not vec then error("the model has no attribute vectors", 2) end
   local amounts = o.amounts or { -2, -1, 1, 2 }
   local spb = model.config.steps_per_bar
+  local Qm = Q()
   local mu = A.encode_rows(model, labels)
-  local input = attr_table(rows_of(labels), spb)
+  local input = attr_table(Qm.rows(labels), spb)
   local sd = {}
-  for _, name in ipairs(F.ATTRIBUTES) do sd[name] = sd_of(input[name]) end
-  local base = attr_table(decode_rows(model, z_tensor(mu)), spb)
+  for _, name in ipairs(F.ATTRIBUTES) do sd[name] = select(2, Qm.mean_sd(input[name])) end
+  local base = attr_table(Qm.decode_rows(model, z_tensor(mu)), spb)
   local n = #mu
   local rep = { windows = n, amounts = amounts, attributes = F.ATTRIBUTES, sd = sd, vectors = {} }
   for _, vname in ipairs(F.ATTRIBUTES) do
@@ -315,7 +295,7 @@ function A.measure(model, labels, o)
     if v then
       local entry = { change = {} }
       for _, a in ipairs(amounts) do
-        local got = attr_table(decode_rows(model, z_tensor(mu, v, a)), spb)
+        local got = attr_table(Qm.decode_rows(model, z_tensor(mu, v, a)), spb)
         local row = {}
         for _, name in ipairs(F.ATTRIBUTES) do
           local d = 0

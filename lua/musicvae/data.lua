@@ -212,7 +212,7 @@ function Data.read_info(path)
         return nil, ("%s:%d: malformed row"):format(path, n)
       end
       map[row[ci]] = row[si]
-      local style = yi and row[yi] and row[yi]:match("^%s*([^/]-)%s*/") or (yi and row[yi] and row[yi]:match("^%s*(.-)%s*$"))
+      local style = yi and row[yi] and row[yi]:match("^%s*([^/]*)"):match("^(.-)%s*$")
       if style and style ~= "" then styles[row[ci]] = style end
     end
   end

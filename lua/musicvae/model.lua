@@ -442,8 +442,8 @@ function Model:sample(o)
   local temp = o.temperature or 0.5
   check_temp(temp)
   local seed = o.seed or 0
-  local off = require("musicvae.attributes").offset(self, o, 2)
-  local z = require("musicvae.attributes").add(self:sample_z(n, seed, o.first_index), off)
+  local A = require "musicvae.attributes"
+  local z = A.add(self:sample_z(n, seed, o.first_index), A.offset(self, o, 2))
   return self:decode(z, { temperature = temp, seed = seed, first_index = o.first_index, qpm = o.qpm }), z
 end
 

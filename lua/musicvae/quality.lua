@@ -101,6 +101,7 @@ function Q.inter(as, bs, rng)
   return out
 end
 
+--- Mean and sample standard deviation of a list of numbers.
 local function mean_sd(xs)
   local m = 0
   for _, x in ipairs(xs) do m = m + x end
@@ -109,6 +110,7 @@ local function mean_sd(xs)
   for _, x in ipairs(xs) do v = v + (x - m) ^ 2 end
   return m, math.sqrt(v / math.max(1, #xs - 1))
 end
+Q.mean_sd = mean_sd
 
 -- A Gaussian kernel density estimate of xs on the bins of [lo, hi] (Silverman's bandwidth,
 -- computed on a histogram of the samples: exact up to the bin width), as densities summing to 1/dx.
@@ -285,9 +287,11 @@ function Q.position(model, baseline, real)
   return (model - baseline) / (real - baseline)
 end
 
+--- The argmax decoding of each row of z, as label rows.
 local function decode_rows(model, z)
   return Q.rows(model.vae:decode(z:contiguous(), { temperature = 0 }))
 end
+Q.decode_rows = decode_rows
 
 local function bars_exact(a, b, spb)
   local right, bars = 0, #a // spb
