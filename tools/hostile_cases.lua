@@ -70,12 +70,16 @@ local function st(header)
   return string.pack("<I8", #header) .. header
 end
 
--- 100k zero-size tensors.
-function C.safetensors.many_tensors(n)
-  n = n or 100000
+-- The header entries of n zero-size tensors t1..tn.
+local function zero_tensors(n)
   local t = {}
   for i = 1, n do t[i] = ('"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'):format(i) end
-  return st("{" .. table.concat(t, ",") .. "}")
+  return t
+end
+
+-- 100k zero-size tensors.
+function C.safetensors.many_tensors(n)
+  return st("{" .. table.concat(zero_tensors(n or 100000), ",") .. "}")
 end
 
 -- 200k metadata keys.
@@ -88,10 +92,8 @@ end
 
 -- a duplicate tensor name at the very end of a long header (must still be found)
 function C.safetensors.duplicate_last(n)
-  n = n or 100000
-  local t = {}
-  for i = 1, n do t[i] = ('"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'):format(i) end
-  t[#t + 1] = '"t1":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+  local t = zero_tensors(n or 100000)
+  t[#t + 1] = t[1]
   return st("{" .. table.concat(t, ",") .. "}")
 end
 
